@@ -1,0 +1,1 @@
+"""The pure grading core: state, policy and grades. Knows nothing of Kafka or Redis."""
