@@ -1,0 +1,65 @@
+# The project's commands. README.md documents each; .ci/run calls `make test`.
+# Every target installs what it needs (virtualenv, Python packages, Kafka jars, Redis)
+# and reinstalls nothing on a warm machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp is newer than pyproject.toml once its dependencies are installed.
+STAMP := $(VENV)/.installed
+
+.PHONY: help install kafka-up kafka-down redis-up redis-down lint format test demo clean
+
+help:
+	@echo "make demo        run gradestream end to end on the local broker and Redis"
+	@echo "make test        lint, type-check and run every test (starts Kafka and Redis if needed)"
+	@echo "make lint        ruff and mypy only"
+	@echo "make format      apply ruff's formatting and safe fixes"
+	@echo "make kafka-up    start the local single-node Kafka (prints the bootstrap address)"
+	@echo "make kafka-down  stop it"
+	@echo "make redis-up    start the local Redis (prints its URL)"
+	@echo "make redis-down  stop it"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradestream needs Python >= 3.11, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+kafka-up:
+	@deploy/kafka/kafka.sh up
+
+kafka-down:
+	@deploy/kafka/kafka.sh down
+
+redis-up:
+	@deploy/redis/redis.sh up
+
+redis-down:
+	@deploy/redis/redis.sh down
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The fixtures start Kafka and Redis when KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are unset;
+# fetching the jars first keeps that out of the first test's time.
+test: lint
+	@[ -n "$$KAFKA_BOOTSTRAP_SERVERS" ] || deploy/kafka/kafka.sh jars
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m streams.demo
+
+clean:
+	deploy/kafka/kafka.sh down
+	deploy/redis/redis.sh down
+	rm -rf .local $(VENV)
