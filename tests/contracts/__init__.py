@@ -1,0 +1,1 @@
+"""Input, output and dead-letter contracts: schemas/ and streams.contracts."""
