@@ -1,0 +1,1 @@
+"""Sinks at the edge: where grades leave gradestream for other systems."""
