@@ -1,0 +1,1 @@
+"""The synthetic event generator: streams.simulate."""
