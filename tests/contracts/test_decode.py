@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -454,5 +455,48 @@ def test_loader_refuses_an_empty_directory(tmp_path: Path) -> None:
 def test_date_time_format_is_enforced() -> None:
     # The pattern alone would let 2024-02-30 through; only format checking stops it.
     result = decode(order(occurred_at="2024-02-30T10:15:00Z"))
+    assert isinstance(result, Rejection)
+    assert result.message.startswith("/occurred_at:")
+
+
+@st.composite
+def rfc3339(draw: st.DrawFn) -> str:
+    """Timestamps across the whole range the schema could let through, extremes included."""
+    year = draw(st.integers(0, 9999))
+    month, day = draw(st.integers(1, 12)), draw(st.integers(1, 31))
+    hour, minute, second = (
+        draw(st.integers(0, 23)),
+        draw(st.integers(0, 59)),
+        draw(st.integers(0, 60)),
+    )
+    fraction = draw(st.sampled_from(["", ".5", ".123456", ".123456789"]))
+    offset = draw(
+        st.sampled_from(["Z", "z"])
+        | st.builds(
+            "{}{:02d}:{:02d}".format,
+            st.sampled_from("+-"),
+            st.integers(0, 24),
+            st.integers(0, 59),
+        )
+    )
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
+    )
+
+
+@relaxed
+@given(rfc3339())
+def test_every_accepted_timestamp_is_one_python_can_read(text: str) -> None:
+    # What the boundary lets through, the core must be able to parse into epoch seconds.
+    result = decode(order(occurred_at=text))
+    if isinstance(result, Decoded):
+        parsed = datetime.fromisoformat(text)
+        assert parsed.tzinfo is not None
+        parsed.timestamp()
+
+
+@pytest.mark.parametrize("text", ["0000-01-01T00:00:00Z", "2024-03-01T10:15:00.1234567890Z"])
+def test_timestamps_python_cannot_read_are_refused(text: str) -> None:
+    result = decode(order(occurred_at=text))
     assert isinstance(result, Rejection)
     assert result.message.startswith("/occurred_at:")
