@@ -291,8 +291,11 @@ def decode(value: bytes, topic: str | None = None, key: bytes | None = None) -> 
     if type(obj) is not dict:
         return Rejection("not_an_object", f"value is a JSON {_json_kind(obj)}, not an object")
     for field in obj.values():
-        if (type(field) is dict or type(field) is list) and _too_deep(obj):
-            return Rejection("too_deep", f"nested deeper than {MAX_DEPTH} levels")
+        # Known fields are scalars: only an event with a container pays for the depth walk.
+        if type(field) is dict or type(field) is list:
+            if _too_deep(obj):
+                return Rejection("too_deep", f"nested deeper than {MAX_DEPTH} levels")
+            break
 
     event_type = obj.get("type")
     event_topic = TOPIC_OF_TYPE.get(event_type) if type(event_type) is str else None
