@@ -1,0 +1,1 @@
+"""Tests of the pure grading core (streams.core)."""
