@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.core.compiled import CompiledPolicy, compile_policy
 from streams.core.errors import PolicyError
@@ -275,7 +276,6 @@ class Policy(_Model):
     churn: Churn
     limits: Limits
 
-    _compiled: CompiledPolicy | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -302,14 +302,14 @@ class Policy(_Model):
                 raise _fail("segments", f"no rule matches R{r}F{f}M{m}; add a catch-all rule")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._compiled = compile_policy(self)
-
-    @property
+    @cached_property
     def compiled(self) -> CompiledPolicy:
-        """Plain values for the hot path (cents, seconds, tuples); built once."""
-        assert self._compiled is not None  # set by model_post_init
-        return self._compiled
+        """Plain values for the hot path (cents, seconds, tuples); built once, on first use.
+
+        A cached_property, not a pydantic private attribute: after the first call it is a
+        plain instance-dict read, which the per-event path can afford.
+        """
+        return compile_policy(self)
 
 
 def _matches(rule: SegmentRule, r: int, f: int, m: int) -> bool:

@@ -1,0 +1,165 @@
+"""When can a customer's grade next change without a new event?
+
+Each part below lists the instants after ``s.as_of`` at which one measure may change by the
+passing of time alone. `next_due_c` is the earliest of them all. `apply` keeps ``s.due`` as
+the minimum of the old due and the parts an event touched: a lower bound, so a sweep may
+wake a customer for nothing (no outputs) but never misses a change.
+"""
+
+from __future__ import annotations
+
+import math
+
+from streams.core.compiled import DAY, CompiledPolicy
+from streams.core.measures import (
+    ChurnCore,
+    band_of,
+    churn_core,
+    recency_component,
+    score_of,
+)
+from streams.core.state import CustomerState
+
+
+def _first_after(t0: int, cands: list[int]) -> int | None:
+    best = None
+    for x in cands:
+        if x > t0 and (best is None or x < best):
+            best = x
+    return best
+
+
+def order_times_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """Recency bin edges and lifecycle thresholds, from the first/last order times."""
+    last = s.last_order
+    if last is None:
+        return None
+    t0 = s.as_of
+    best = None
+    # recency_days = (t - last) // DAY passes an edge e when it reaches e + 1.
+    for e in c.r_max_days:
+        x = last + (e + 1) * DAY
+        if x > t0:
+            best = x
+            break
+    for x in (last + c.silent_s + 1, last + c.churned_s + 1):
+        if x > t0 and (best is None or x < best):
+            best = x
+    first, react = s.first_order, s.reactivated_at
+    if first is not None:
+        x = first + c.new_s + 1
+        if x > t0 and (best is None or x < best):
+            best = x
+    if react is not None:
+        x = react + c.reactivated_s + 1
+        if x > t0 and (best is None or x < best):
+            best = x
+    return best
+
+
+def order_day_due(day: int, c: CompiledPolicy) -> int:
+    """When a day's orders leave the RFM window."""
+    return (day + c.window_days) * DAY
+
+
+def orders_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """Order times' thresholds and the oldest order day leaving the window."""
+    best = order_times_due(s, c)
+    if s.days:
+        x = order_day_due(min(s.days), c)
+        if x > s.as_of and (best is None or x < best):
+            best = x
+    return best
+
+
+def interaction_day_due(day: int, c: CompiledPolicy) -> tuple[int, int]:
+    """A day's interactions move to the earlier half, then leave the intent window."""
+    return (day + c.intent_half_days) * DAY, (day + c.intent_days) * DAY
+
+
+def interactions_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    cands: list[int] = []
+    for day in s.idays:
+        cands.extend(interaction_day_due(day, c))
+    return _first_after(s.as_of, cands)
+
+
+def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    cands = [(day + c.complaint_days) * DAY for day in s.cdays]
+    if s.survey is not None:
+        cands.append(s.survey[0] + c.survey_age_s + 1)
+    return _first_after(s.as_of, cands)
+
+
+def holds_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """End of a tier's downgrade grace; end of an alert cooldown holding back a change."""
+    cands: list[int] = []
+    if s.below_since is not None:
+        cands.append(s.below_since + c.grace_s)
+    if s.last_alert is not None:
+        wants = c.band_rank.get(s.band, 0) >= c.alert_band
+        if wants != s.alerted:
+            cands.append(s.last_alert + c.cooldown_s)
+    return _first_after(s.as_of, cands)
+
+
+def churn_due(
+    s: CustomerState, c: CompiledPolicy, p: ChurnCore | None = None, before: int | None = None
+) -> int | None:
+    """When the time since the last order alone lifts the churn score into the next band.
+
+    The other components are held at their current values: their own changes are in the
+    other parts, and the earliest candidate wins anyway. `p`: parts already computed at
+    ``s.as_of``. With `before` (a due already known), returns None as soon as the answer
+    is sure to be no earlier than it, skipping the exact search.
+    """
+    last = s.last_order
+    if last is None or c.w_recency <= 0:
+        return None
+    if p is None:
+        p = churn_core(s, s.as_of, c)
+    others = p.others
+    band = band_of(score_of(p.recency, others, c), c)
+    mins = c.band_mins
+    if band + 1 >= len(mins):
+        return None
+    target = mins[band + 1]
+    if score_of(1.0, others, c) < target:
+        return None
+    cad, now_days = p.cadence_days, p.recency_days
+    need = (target - others) / c.w_recency
+    guess = cad * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
+    d = max(now_days + 1, math.ceil(guess))
+    # The 4-place rounding moves the crossing by well under a day for any sane cadence;
+    # two days of margin keep the shortcut a true lower bound.
+    if before is not None and last + (d - 2) * DAY >= before:
+        return None
+    # Float rounding may put the guess a day off either way: settle on the exact first day.
+    while d - 1 > now_days and score_of(recency_component(d - 1, cad, c), others, c) >= target:
+        d -= 1
+    while score_of(recency_component(d, cad, c), others, c) < target:
+        d += 1
+    return last + d * DAY
+
+
+def next_due_c(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """The earliest instant after ``s.as_of`` at which the grade may change by time alone."""
+    best = None
+    for x in (
+        orders_due(s, c),
+        interactions_due(s, c),
+        complaints_due(s, c),
+        holds_due(s, c),
+        churn_due(s, c),
+    ):
+        if x is not None and (best is None or x < best):
+            best = x
+    return best
+
+
+def min_due(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b

@@ -1,0 +1,374 @@
+"""The only API the worker and replay call: fold events, let time pass, emit transitions.
+
+Times are int epoch seconds (UTC). Events are the validated JSON dicts of the input topics
+(product.md §1). Every function here MUTATES the state it is given, in place, and returns
+the output events that became due; the caller persists the state and sends the outputs.
+
+>>> from streams.core.policy import load_policy
+>>> p = load_policy()
+>>> s = new_state("c-9")
+>>> ev = {"event_id": "e1", "customer_id": "c-9", "type": "order_placed",
+...       "occurred_at": "2024-05-01T09:00:00+02:00", "order_id": "o1",
+...       "amount": 100, "currency": "EUR"}
+>>> r = apply(s, ev, p)
+>>> r.changed, r.rejection, [o["type"] for o in r.outputs]
+(True, None, ['lifecycle_changed'])
+>>> r.outputs[0]["previous_stage"], r.outputs[0]["stage"], r.outputs[0]["occurred_at"]
+('prospect', 'new', '2024-05-01T07:00:00Z')
+>>> apply(s, ev, p).duplicate
+True
+>>> apply(s, ev | {"event_id": "e2", "currency": "XXX"}, p).rejection.code
+'unknown_currency'
+>>> snapshot(s, p)["rfm"]["monetary"]  # 100 EUR at 1.08
+108.0
+>>> [(o["type"], o["stage"], o["occurred_at"]) for o in advance(s, s.as_of + 31 * 86400, p)]
+[('lifecycle_changed', 'active', '2024-05-31T07:00:01Z')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.compiled import CompiledPolicy
+from streams.core.due import (
+    churn_due,
+    complaints_due,
+    holds_due,
+    interaction_day_due,
+    min_due,
+    next_due_c,
+    order_day_due,
+    order_times_due,
+)
+from streams.core.errors import Rejection
+from streams.core.folding import (
+    CANCELLED,
+    ESCALATED,
+    OPENED,
+    PLACED,
+    REFUNDED,
+    RESOLVED,
+    fold_complaint,
+    fold_interaction,
+    fold_order,
+    fold_survey,
+)
+from streams.core.grading import build_snapshot
+from streams.core.measures import churn_reasons, qualifying_tier
+from streams.core.policy import Policy
+from streams.core.state import (
+    I_CALL,
+    I_INQUIRY,
+    I_OTHER,
+    I_PRICE,
+    I_SITE_STORE,
+    I_VISIT,
+    CustomerState,
+    new_state,
+)
+from streams.core.stepping import (
+    CHURN_RISK_CHANGED,
+    EVENT,
+    LIFECYCLE_CHANGED,
+    TIER_CHANGED,
+    Transition,
+    regrade,
+    roll,
+    settle,
+)
+from streams.core.timefmt import format_rfc3339, parse_rfc3339
+
+__all__ = [
+    "OUTPUT_TOPICS",
+    "Result",
+    "advance",
+    "apply",
+    "event_time",
+    "new_state",
+    "regrade_for_policy",
+    "snapshot",
+]
+
+OUTPUT_TOPICS: dict[str, str] = {
+    TIER_CHANGED: "tier-changes",
+    CHURN_RISK_CHANGED: "churn-risk",
+    LIFECYCLE_CHANGED: "lifecycle-changes",
+}
+
+_ORDER_KINDS = {"order_placed": PLACED, "order_refunded": REFUNDED, "order_cancelled": CANCELLED}
+_COMPLAINT_KINDS = {
+    "complaint_opened": OPENED,
+    "complaint_escalated": ESCALATED,
+    "complaint_resolved": RESOLVED,
+}
+_INTERACTION_SLOTS = {
+    "page_view": I_VISIT,
+    "app_open": I_VISIT,
+    "site_visit": I_SITE_STORE,
+    "store_visit": I_SITE_STORE,
+    "inbound_call": I_CALL,
+    "inquiry": I_INQUIRY,
+    "purchase_inquiry": I_INQUIRY,
+    "price_inquiry": I_PRICE,
+    "email_open": I_OTHER,
+    "email_click": I_OTHER,
+    "support_chat": I_OTHER,
+    "survey_response": I_OTHER,
+}
+_SEVERITY = {"low": 0, "medium": 1, "high": 2}
+
+
+@dataclass(slots=True)
+class Result:
+    """What `apply` did: outputs to send, or why the event was refused.
+
+    `changed`: the state was mutated and must be persisted. A duplicate is not a
+    rejection: nothing changes, no outputs, `duplicate` is True.
+    """
+
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    rejection: Rejection | None = None
+    changed: bool = False
+    duplicate: bool = False
+
+
+def _refuse(code: str, message: str) -> Result:
+    return Result(rejection=Rejection(code, message))
+
+
+def _event_cause(event: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "event", "event_type": event["type"], "event_id": event["event_id"]}
+
+
+def _outputs(
+    s: CustomerState, t: int, trans: list[Transition], cause: dict[str, Any], c: CompiledPolicy
+) -> list[dict[str, Any]]:
+    at = format_rfc3339(t)
+    key_tail = "\x1f".join(
+        (cause["kind"], cause.get("event_type", ""), cause.get("event_id", ""), at, c.version)
+    )
+    out: list[dict[str, Any]] = []
+    for tr in trans:
+        digest = hashlib.blake2b(
+            f"{s.customer_id}\x1f{tr.type}\x1f{key_tail}".encode(), digest_size=16
+        ).hexdigest()
+        o: dict[str, Any] = {
+            "event_id": digest,
+            "type": tr.type,
+            "customer_id": s.customer_id,
+            "occurred_at": at,
+            "policy_version": c.version,
+            "cause": cause,
+        }
+        if tr.type == TIER_CHANGED:
+            o["previous_tier"], o["tier"], o["direction"] = tr.previous, tr.current, tr.extra
+            o["snapshot"] = build_snapshot(s, t, c)
+        elif tr.type == CHURN_RISK_CHANGED:
+            o["score"], o["band"], o["previous_band"] = tr.score, tr.current, tr.previous
+            o["alert"] = tr.extra
+            o["reasons"] = churn_reasons(s, t, c)
+        else:
+            o["previous_stage"], o["stage"] = tr.previous, tr.current
+        out.append(o)
+    return out
+
+
+def _advance(s: CustomerState, now: int, c: CompiledPolicy) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for t, trans in roll(s, now, c):
+        out.extend(_outputs(s, t, trans, {"kind": "inactivity"}, c))
+    return out
+
+
+def _remember(s: CustomerState, event_id: str, ts: int, c: CompiledPolicy) -> None:
+    """Remember an event id; at the cap, forget the oldest half and raise the floor past them.
+
+    Anything at or before the newest forgotten time is then refused as too_late, so a
+    forgotten id can never be applied twice.
+    """
+    seen = s.seen
+    seen[event_id] = ts
+    if len(seen) <= c.dedup_max:
+        return
+    floor = s.as_of - c.lateness_s
+    for k in [k for k, t in seen.items() if t < floor]:
+        del seen[k]
+    if len(seen) <= c.dedup_max:
+        return
+    items = sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+    cut = items[len(items) // 2 - 1][1]
+    for k, t in items:
+        if t > cut:
+            break
+        del seen[k]
+    if s.dedup_floor is None or cut + 1 > s.dedup_floor:
+        s.dedup_floor = cut + 1
+
+
+def event_time(event: dict[str, Any]) -> int:
+    """An event's occurred_at as int epoch seconds, exactly as `apply` reads it.
+
+    >>> event_time({"occurred_at": "2024-05-01T09:00:00.9+02:00"})
+    1714546800
+    """
+    return parse_rfc3339(event["occurred_at"])
+
+
+def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result:
+    """Fold one validated input event into `state` (in place) and return the outputs.
+
+    Order of work: refuse what cannot be applied (bad time, other customer, duplicate,
+    too late, unknown currency) without touching the state; advance to the event's time
+    (time-caused outputs at their due times); fold the event; re-grade at
+    as_of = max(as_of, event time); emit the transitions the event caused.
+    """
+    c = policy.compiled
+    s = state
+    try:
+        etype = event["type"]
+        event_id = event["event_id"]
+        ts = parse_rfc3339(event["occurred_at"])
+    except (KeyError, TypeError, ValueError) as err:
+        return _refuse("invalid_event", f"cannot read type/event_id/occurred_at: {err!r}")
+    if event.get("customer_id") != s.customer_id:
+        return _refuse(
+            "customer_mismatch",
+            f"customer_id {event.get('customer_id')!r} is not this state's {s.customer_id!r}",
+        )
+    if event_id in s.seen:
+        return Result(duplicate=True)
+    floor = s.as_of - c.lateness_s
+    if s.dedup_floor is not None and s.dedup_floor > floor:
+        floor = s.dedup_floor
+    if ts < floor:
+        return _refuse(
+            "too_late",
+            f"occurred_at {event['occurred_at']} is before this customer's lateness floor "
+            f"{format_rfc3339(floor)}",
+        )
+    # Read and check everything the fold needs before mutating anything.
+    okind = _ORDER_KINDS.get(etype)
+    slot = ckind = -1
+    try:
+        if okind is not None:
+            currency = event["currency"]
+            rate = c.rates.get(currency)
+            if rate is None:
+                return _refuse(
+                    "unknown_currency",
+                    f"currency: {currency!r} has no rate to {c.base} in policy {c.version}",
+                )
+            amount = event["amount"]
+            cents = round(amount * rate * 100)
+            order_id = event["order_id"]
+            discount = event.get("discount") or 0
+            paid = amount + discount
+            full_price = okind == PLACED and (
+                paid <= 0 or discount / paid <= c.full_price_max_discount
+            )
+        elif etype in _INTERACTION_SLOTS:
+            slot = _INTERACTION_SLOTS[etype]
+        elif etype in _COMPLAINT_KINDS:
+            ckind = _COMPLAINT_KINDS[etype]
+            complaint_id = event["complaint_id"]
+            severity = _SEVERITY[event["severity"]]
+            billing = event.get("category") == "billing"
+        else:
+            return _refuse("unknown_type", f"type: {etype!r} is not an input event type")
+    except (KeyError, TypeError, ValueError) as err:
+        return _refuse("invalid_event", f"{etype}: missing or malformed field {err!r}")
+
+    out: list[dict[str, Any]] = []
+    if s.policy_version != c.version:
+        if s.policy_version:
+            out.extend(regrade_for_policy(s, s.as_of, policy))
+        else:
+            s.policy_version = c.version
+    if ts > s.as_of:
+        if s.due is not None and s.due <= ts:
+            out.extend(_advance(s, ts, c))
+        s.as_of = ts
+    _remember(s, event_id, ts, c)
+    s.seq += 1
+    t = s.as_of
+    due = s.due
+    parts = None
+    if okind is not None:
+        q_before = qualifying_tier(s, c) if okind != PLACED else 0
+        fold_order(s, okind, order_id, ts, cents, full_price, c)
+        at_once = okind != PLACED and qualifying_tier(s, c) < q_before
+        trans, parts = settle(s, t, c, EVENT, at_once=at_once)
+        # Incremental: the old due already covers the older days' window expiry.
+        due = min_due(due, order_times_due(s, c))
+        expiry = order_day_due(ts // 86_400, c)
+        due = min_due(due, expiry if expiry > t else None)
+        if full_price:  # the price-tolerance signal sits in the interaction day buckets
+            first, gone = interaction_day_due(ts // 86_400, c)
+            due = min_due(due, first if first > t else gone if gone > t else None)
+        due = min_due(due, churn_due(s, c, parts, due))
+    elif slot >= 0:
+        day = fold_interaction(s, slot, ts, c)
+        survey = etype == "survey_response"
+        if survey:
+            fold_survey(s, ts, event.get("nps", -1), event.get("csat", -1), event.get("ces", -1))
+            due = min_due(due, complaints_due(s, c))
+        # Below the baseline the engagement component is 0 whatever the counts: the band
+        # cannot move, so the common interaction skips the churn re-grade altogether.
+        moves_churn = survey or s.eng_earlier >= c.engagement_min_baseline
+        trans, parts = settle(s, t, c, EVENT, orders=False, churn=moves_churn)
+        if day is not None:
+            first, gone = interaction_day_due(day, c)
+            due = min_due(due, first if first > t else gone)
+        if moves_churn:
+            due = min_due(due, churn_due(s, c, parts, due))
+    else:
+        fold_complaint(s, ckind, complaint_id, ts, severity, billing, c)
+        trans, parts = settle(s, t, c, EVENT, orders=False)
+        due = min_due(due, complaints_due(s, c))
+        due = min_due(due, churn_due(s, c, parts, due))
+    s.due = min_due(due, holds_due(s, c))
+    if trans:
+        out.extend(_outputs(s, t, trans, _event_cause(event), c))
+    return Result(outputs=out, changed=True)
+
+
+def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:
+    """Let time pass to ``now`` (in place): re-grade at each due time <= now in turn.
+
+    Outputs carry the due time as occurred_at and cause kind "inactivity", whenever the
+    sweep runs. Ends with as_of = max(as_of, now).
+    """
+    c = policy.compiled
+    out: list[dict[str, Any]] = []
+    if state.policy_version != c.version:
+        if state.policy_version:
+            out.extend(regrade_for_policy(state, state.as_of, policy))
+        else:
+            state.policy_version = c.version
+    out.extend(_advance(state, now, c))
+    return out
+
+
+def regrade_for_policy(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:
+    """Re-grade under a (new) policy at max(as_of, now), in place; cause "policy_change".
+
+    Held grades move at once (no tier grace), since the rules, not the customer, changed.
+    Time between as_of and now is not walked under the old policy: call `advance` with the
+    old policy first if that matters.
+    """
+    c = policy.compiled
+    trans = regrade(state, now, c)
+    return _outputs(state, state.as_of, trans, {"kind": "policy_change"}, c)
+
+
+def snapshot(state: CustomerState, policy: Policy) -> dict[str, Any]:
+    """The grade snapshot at state.as_of (what the customer-grades topic carries)."""
+    return build_snapshot(state, state.as_of, policy.compiled)
+
+
+def recompute_due(state: CustomerState, policy: Policy) -> int | None:
+    """Set and return the exact due time (apply keeps a cheaper lower bound)."""
+    state.due = next_due_c(state, policy.compiled)
+    return state.due

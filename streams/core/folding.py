@@ -1,0 +1,333 @@
+"""Folding events into the rolling aggregates, and pruning what leaves the windows.
+
+Every fold is commutative within the lateness bound (sums, min/max, set-once values), so
+events that arrive out of order give the same aggregates. An order's effect on the day
+buckets is its *contribution*: the fold removes the old contribution of the order's record,
+updates the record, and adds the new one. So a refund or cancellation that arrives before
+its order is moved onto the order's day when the order turns up.
+
+Callers advance the state first, so ``s.as_of`` is the grading time and its UTC day is
+"today" for the windows: a bucket of day ``d`` is inside a window of ``n`` days while
+``d > today - n``.
+"""
+
+from __future__ import annotations
+
+from streams.core.compiled import DAY, CompiledPolicy
+from streams.core.state import (
+    C_BILLING,
+    C_ESCALATED,
+    C_OPENED,
+    C_RESOLVED,
+    C_SEEN,
+    C_SEVERITY,
+    I_FULL_PRICE,
+    I_KINDS,
+    NO_TS,
+    O_ADJ_DAY,
+    O_CANCEL,
+    O_CANCELLED,
+    O_PLACED,
+    O_REFUNDED,
+    O_TS,
+    CustomerState,
+)
+
+PLACED, REFUNDED, CANCELLED = 0, 1, 2
+OPENED, ESCALATED, RESOLVED = 0, 1, 2
+
+
+# --- orders -----------------------------------------------------------------------------
+
+
+def _contribution(e: list[int]) -> tuple[int, int, int] | None:
+    """(day, orders, net cents) an order record adds to the day buckets, or None."""
+    if e[O_TS] != NO_TS:
+        if e[O_CANCELLED]:
+            return None
+        return e[O_TS] // DAY, 1, max(0, e[O_PLACED] - e[O_REFUNDED])
+    # The order itself is unknown (too old, forgotten, or not arrived yet): its refund or
+    # cancellation still lowers spend, on the day it happened. Max, not sum, so that a
+    # refund plus a cancellation of the same order is not counted twice.
+    take = max(e[O_REFUNDED], e[O_CANCEL])
+    return (e[O_ADJ_DAY], 0, -take) if take else None
+
+
+def _bucket_add(s: CustomerState, c: tuple[int, int, int], sign: int, lo: int) -> None:
+    day, n, cents = c
+    if day <= lo:
+        return  # outside the window: counts for nothing
+    b = s.days.get(day)
+    if b is None:
+        b = s.days[day] = [0, 0]
+    b[0] += sign * n
+    b[1] += sign * cents
+    s.win_count += sign * n
+    s.win_cents += sign * cents
+    if b[0] == 0 and b[1] == 0:
+        del s.days[day]
+
+
+def _recompute_bounds(s: CustomerState) -> None:
+    """First/last live order after a cancellation, from tracked orders and untracked bounds."""
+    if s.live_orders <= 0:
+        s.live_orders = 0
+        s.first_order = s.last_order = s.untracked_first = s.untracked_last = None
+        s.reactivated_at = None
+        return
+    times = [e[O_TS] for e in s.orders.values() if e[O_TS] != NO_TS and not e[O_CANCELLED]]
+    if s.untracked_first is not None:
+        times.append(s.untracked_first)
+    if s.untracked_last is not None:
+        times.append(s.untracked_last)
+    if times:
+        s.first_order, s.last_order = min(times), max(times)
+
+
+def _evict_order(s: CustomerState) -> None:
+    """Forget the oldest tracked order; its effect stays in the buckets."""
+
+    def age(item: tuple[str, list[int]]) -> tuple[int, str]:
+        e = item[1]
+        return (e[O_TS] if e[O_TS] != NO_TS else e[O_ADJ_DAY] * DAY), item[0]
+
+    oid, e = min(s.orders.items(), key=age)
+    del s.orders[oid]
+    _untrack(s, e)
+
+
+def _untrack(s: CustomerState, e: list[int]) -> None:
+    ts = e[O_TS]
+    if ts != NO_TS and not e[O_CANCELLED]:
+        if s.untracked_first is None or ts < s.untracked_first:
+            s.untracked_first = ts
+        if s.untracked_last is None or ts > s.untracked_last:
+            s.untracked_last = ts
+
+
+def fold_order(
+    s: CustomerState,
+    kind: int,
+    order_id: str,
+    ts: int,
+    cents: int,
+    full_price: bool,
+    c: CompiledPolicy,
+) -> None:
+    """Fold order_placed / order_refunded / order_cancelled (amount already in base cents)."""
+    today = s.as_of // DAY
+    lo = today - c.window_days
+    day = ts // DAY
+    e = s.orders.get(order_id)
+    if e is None and kind == PLACED:
+        _place_new(s, order_id, ts, day, cents, full_price, today, lo, c)
+        return
+    if e is None:
+        e = [NO_TS, 0, 0, 0, day, 0]
+        tracked = False
+    else:
+        tracked = True
+        old = _contribution(e)
+        if old is not None:
+            _bucket_add(s, old, -1, lo)
+    if kind == PLACED:
+        if e[O_TS] == NO_TS:  # a second order_placed for the same order_id changes nothing
+            e[O_TS], e[O_PLACED] = ts, cents
+            if full_price and day > today - c.intent_days:
+                b = s.idays.get(day)
+                if b is None:
+                    b = s.idays[day] = [0] * I_KINDS
+                b[I_FULL_PRICE] += 1
+            if not e[O_CANCELLED]:
+                _add_live(s, ts, c)
+    elif kind == REFUNDED:
+        e[O_REFUNDED] += cents
+    elif not e[O_CANCELLED]:  # CANCELLED
+        e[O_CANCELLED], e[O_CANCEL] = 1, cents
+        if e[O_TS] != NO_TS:
+            s.live_orders -= 1
+            if s.reactivated_at == e[O_TS]:
+                s.reactivated_at = None
+            if e[O_TS] in (s.first_order, s.last_order) or s.live_orders <= 0:
+                _recompute_bounds(s)  # the record is cancelled now, so it is left out
+    new = _contribution(e)
+    if new is not None:
+        _bucket_add(s, new, 1, lo)
+    # Track an order only while it can still matter to the window.
+    if e[O_TS] != NO_TS and e[O_TS] // DAY <= lo:
+        if tracked:
+            del s.orders[order_id]
+        if not e[O_CANCELLED] and kind == PLACED:
+            _untrack(s, e)
+        return
+    if not tracked:
+        s.orders[order_id] = e
+        if len(s.orders) > c.max_orders:
+            _evict_order(s)
+
+
+def _place_new(
+    s: CustomerState,
+    order_id: str,
+    ts: int,
+    day: int,
+    cents: int,
+    full_price: bool,
+    today: int,
+    lo: int,
+    c: CompiledPolicy,
+) -> None:
+    """The common case, an order never seen before: same effect as the general path."""
+    e = [ts, cents, 0, 0, day, 0]
+    if full_price and day > today - c.intent_days:
+        b = s.idays.get(day)
+        if b is None:
+            b = s.idays[day] = [0] * I_KINDS
+        b[I_FULL_PRICE] += 1
+    _add_live(s, ts, c)
+    if day <= lo:
+        _untrack(s, e)
+        return
+    _bucket_add(s, (day, 1, cents), 1, lo)
+    s.orders[order_id] = e
+    if len(s.orders) > c.max_orders:
+        _evict_order(s)
+
+
+def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
+    s.live_orders += 1
+    last = s.last_order
+    if last is None:
+        s.first_order = s.last_order = ts
+        return
+    if ts > last:
+        # An order after a silence long enough to make the customer silent is a reactivation.
+        if ts - last > c.silent_s and (s.reactivated_at is None or ts > s.reactivated_at):
+            s.reactivated_at = ts
+        s.last_order = ts
+    if s.first_order is None or ts < s.first_order:
+        s.first_order = ts
+
+
+# --- interactions -----------------------------------------------------------------------
+
+
+def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) -> int | None:
+    """Count one interaction; returns its day if it is inside the intent window, else None."""
+    day = ts // DAY
+    today = s.as_of // DAY
+    if day <= today - c.intent_days:
+        return None
+    b = s.idays.get(day)
+    if b is None:
+        b = s.idays[day] = [0] * I_KINDS
+    b[slot] += 1
+    if day > today - c.intent_half_days:
+        s.eng_recent += 1
+    else:
+        s.eng_earlier += 1
+    return day
+
+
+def fold_survey(s: CustomerState, ts: int, nps: int, csat: int, ces: int) -> None:
+    """Keep the latest answer (ties broken by value, so the fold commutes); -1 = absent."""
+    new = [ts, nps, csat, ces]
+    if s.survey is None or new > s.survey:
+        s.survey = new
+
+
+def recount_engagement(s: CustomerState, c: CompiledPolicy) -> None:
+    today = s.as_of // DAY
+    mid = today - c.intent_half_days
+    recent = earlier = 0
+    for day, b in s.idays.items():
+        n = sum(b) - b[I_FULL_PRICE]
+        if day > mid:
+            recent += n
+        else:
+            earlier += n
+    s.eng_recent, s.eng_earlier = recent, earlier
+
+
+# --- complaints -------------------------------------------------------------------------
+
+
+def fold_complaint(
+    s: CustomerState,
+    kind: int,
+    complaint_id: str,
+    ts: int,
+    severity: int,
+    billing: bool,
+    c: CompiledPolicy,
+) -> None:
+    r = s.complaints.get(complaint_id)
+    if r is None:
+        r = [NO_TS, severity, int(billing), 0, 0, ts]
+        s.complaints[complaint_id] = r
+    r[C_SEVERITY] = max(r[C_SEVERITY], severity)
+    r[C_BILLING] = max(r[C_BILLING], int(billing))
+    r[C_SEEN] = max(r[C_SEEN], ts)
+    if kind == OPENED:
+        if r[C_OPENED] == NO_TS:
+            r[C_OPENED] = ts
+            day = ts // DAY
+            if day > s.as_of // DAY - c.complaint_days:
+                b = s.cdays.get(day)
+                if b is None:
+                    b = s.cdays[day] = [0, 0, 0]
+                b[severity] += 1
+    elif kind == ESCALATED:
+        r[C_ESCALATED] = 1
+    else:
+        r[C_RESOLVED] = 1
+    if len(s.complaints) > c.max_complaints:
+        # Forget resolved complaints first, then the oldest; the day buckets keep the counts.
+        cid = min(
+            s.complaints,
+            key=lambda k: (not s.complaints[k][C_RESOLVED], s.complaints[k][C_SEEN], k),
+        )
+        del s.complaints[cid]
+
+
+def is_open(r: list[int]) -> bool:
+    return not r[C_RESOLVED] and (r[C_OPENED] != NO_TS or bool(r[C_ESCALATED]))
+
+
+# --- pruning ----------------------------------------------------------------------------
+
+
+def prune(s: CustomerState, c: CompiledPolicy) -> None:
+    """Drop what left the windows as of ``s.as_of`` and refresh the cached sums."""
+    today = s.as_of // DAY
+    lo = today - c.window_days
+    if s.days:
+        for day in [d for d in s.days if d <= lo]:
+            b = s.days.pop(day)
+            s.win_count -= b[0]
+            s.win_cents -= b[1]
+    if s.orders:
+        for oid in [
+            k
+            for k, e in s.orders.items()
+            if (e[O_TS] // DAY if e[O_TS] != NO_TS else e[O_ADJ_DAY]) <= lo
+        ]:
+            _untrack(s, s.orders.pop(oid))
+    if s.idays:
+        ilo = today - c.intent_days
+        for day in [d for d in s.idays if d <= ilo]:
+            del s.idays[day]
+        recount_engagement(s, c)
+    else:
+        s.eng_recent = s.eng_earlier = 0
+    if s.cdays:
+        clo = today - c.complaint_days
+        for day in [d for d in s.cdays if d <= clo]:
+            del s.cdays[day]
+    floor = s.as_of - c.lateness_s
+    if s.complaints:
+        for cid in [k for k, r in s.complaints.items() if r[C_RESOLVED] and r[C_SEEN] < floor]:
+            del s.complaints[cid]
+    if s.seen:
+        for eid in [k for k, t in s.seen.items() if t < floor]:
+            del s.seen[eid]

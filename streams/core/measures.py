@@ -1,0 +1,377 @@
+"""The grade's measures at a time ``t``: RFM, segment, tier, lifecycle, intent, value, churn.
+
+Pure functions of (state, t, compiled policy). They read the cached window sums, which
+`folding.prune` keeps true as of ``s.as_of``; callers grade at ``t == s.as_of``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from streams.core.compiled import DAY, LIFECYCLE_STAGES, CompiledPolicy
+from streams.core.folding import is_open
+from streams.core.state import (
+    C_BILLING,
+    C_SEVERITY,
+    I_CALL,
+    I_FULL_PRICE,
+    I_INQUIRY,
+    I_SITE_STORE,
+    I_VISIT,
+    NO_TS,
+    O_CANCELLED,
+    O_PLACED,
+    O_REFUNDED,
+    O_TS,
+    CustomerState,
+)
+
+PROSPECT, NEW, ACTIVE, REACTIVATED, SILENT, CHURNED = range(6)
+
+
+class Rfm(NamedTuple):
+    recency_days: int | None
+    frequency: int
+    cents: int
+    r: int
+    f: int
+    m: int
+
+
+def rfm(s: CustomerState, t: int, c: CompiledPolicy) -> Rfm:
+    """Scores are 1..n+1 (higher is better); 0 = no order (r) or none in the window (f, m)."""
+    last = s.last_order
+    if last is None:
+        rd, r = None, 0
+    else:
+        rd = (t - last) // DAY
+        edges = c.r_max_days
+        r = 1
+        for i, edge in enumerate(edges):
+            if rd <= edge:
+                r = len(edges) + 1 - i
+                break
+    n = s.win_count
+    f = 0 if n <= 0 else 1 + sum(1 for x in c.f_min if n >= x)
+    cents = max(0, s.win_cents)
+    m = 0 if cents <= 0 else 1 + sum(1 for x in c.m_min_cents if cents >= x)
+    return Rfm(rd, max(0, n), cents, r, f, m)
+
+
+def segment(r: int, f: int, m: int, c: CompiledPolicy) -> str:
+    for name, r0, r1, f0, f1, m0, m1 in c.segments:
+        if r0 <= r <= r1 and f0 <= f <= f1 and m0 <= m <= m1:
+            return name
+    return c.segments[-1][0]  # unreachable: the policy check proves the rules cover all codes
+
+
+def max_single_order(s: CustomerState) -> int:
+    """Largest net amount of one tracked, live order in the window (cents)."""
+    best = 0
+    for e in s.orders.values():
+        if e[O_TS] != NO_TS and not e[O_CANCELLED]:
+            net = e[O_PLACED] - e[O_REFUNDED]
+            if net > best:
+                best = net
+    return best
+
+
+def qualifying_tier(s: CustomerState, c: CompiledPolicy) -> int:
+    """Index of the highest rung whose conditions the window's orders meet now."""
+    cents, n = s.win_cents, s.win_count
+    rules = c.tier_rules
+    for i in range(len(rules) - 1, 0, -1):
+        spend, orders, single = rules[i]
+        if spend is not None and cents >= spend:
+            return i
+        if orders is not None and n >= orders:
+            return i
+        if single is not None and n >= 1 and cents >= single and max_single_order(s) >= single:
+            return i
+    return 0
+
+
+def lifecycle(s: CustomerState, t: int, c: CompiledPolicy) -> int:
+    """Index into LIFECYCLE_STAGES; precedence: prospect, new, reactivated, churned, silent."""
+    if s.live_orders <= 0 or s.last_order is None or s.first_order is None:
+        return PROSPECT
+    if t - s.first_order <= c.new_s:
+        return NEW
+    if s.reactivated_at is not None and t - s.reactivated_at <= c.reactivated_s:
+        return REACTIVATED
+    gap = t - s.last_order
+    if gap > c.churned_s:
+        return CHURNED
+    if gap > c.silent_s:
+        return SILENT
+    return ACTIVE
+
+
+def stage_name(i: int) -> str:
+    return LIFECYCLE_STAGES[i]
+
+
+def value_class(cents: int, c: CompiledPolicy) -> str:
+    return "A" if cents >= c.value_a_cents else "B" if cents >= c.value_b_cents else "C"
+
+
+# --- intent -----------------------------------------------------------------------------
+
+
+def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool, bool]:
+    """(NPS detractor, low CSAT, high effort) of the latest answer, if recent enough."""
+    sv = s.survey
+    if sv is None or t - sv[0] > c.survey_age_s:
+        return False, False, False
+    _, nps, csat, ces = sv
+    return (
+        0 <= nps <= c.nps_detractor_max,
+        0 < csat <= c.csat_low_max,
+        ces >= c.ces_high_min,
+    )
+
+
+class Intent(NamedTuple):
+    grade: str
+    ability: bool
+    satisfaction: bool
+    indicators: tuple[bool, bool, bool, bool, bool]
+
+
+def intent(s: CustomerState, t: int, c: CompiledPolicy) -> Intent:
+    """Two conditions and five indicators -> A..E (product.md §2; docs/grading.md)."""
+    billing_open = worst_open = -1
+    for r in s.complaints.values():
+        if is_open(r):
+            worst_open = max(worst_open, r[C_SEVERITY])
+            if r[C_BILLING]:
+                billing_open = 1
+    ability = max(0, s.win_cents) >= c.ability_min_cents and billing_open < 0
+    satisfaction = worst_open <= c.satisfied_max_severity and not any(poor_survey(s, t, c))
+    lo = t // DAY - c.intent_days
+    visit_days = calls = site_store = inquiries = full_price = 0
+    for day, b in s.idays.items():
+        if day <= lo:
+            continue
+        if b[I_VISIT] or b[I_SITE_STORE]:
+            visit_days += 1
+        calls += b[I_CALL]
+        site_store += b[I_SITE_STORE]
+        inquiries += b[I_INQUIRY]
+        full_price += b[I_FULL_PRICE]
+    ind = (
+        visit_days >= c.repeat_visit_days,
+        calls >= c.min_calls,
+        site_store >= c.min_site_store,
+        inquiries >= c.min_purchase_inquiries,
+        full_price >= 1,
+    )
+    return Intent(intent_grade(ability, satisfaction, sum(ind)), ability, satisfaction, ind)
+
+
+def intent_grade(ability: bool, satisfaction: bool, indicators_a: int) -> str:
+    """The A-E matrix.
+
+    >>> [intent_grade(True, True, n) for n in range(6)]
+    ['C', 'C', 'C', 'B', 'B', 'A']
+    >>> [intent_grade(True, False, n) for n in (4, 5)], intent_grade(False, False, 5)
+    (['D', 'C'], 'E')
+    """
+    if ability and satisfaction:
+        return "A" if indicators_a >= 5 else "B" if indicators_a >= 3 else "C"
+    if ability or satisfaction:
+        return "C" if indicators_a >= 5 else "D"
+    return "E"
+
+
+# --- churn ------------------------------------------------------------------------------
+
+
+class ChurnParts(NamedTuple):
+    """Components in [0, 1] (before weights) and the facts the reasons quote."""
+
+    recency: float
+    complaints: float
+    surveys: float
+    engagement: float
+    recency_days: int
+    cadence_days: float
+    open_weight: float
+    recent_weight: float
+
+
+def cadence_days(s: CustomerState, c: CompiledPolicy) -> float:
+    """Mean gap between this customer's orders in days (policy default with one order)."""
+    if s.live_orders >= 2 and s.first_order is not None and s.last_order is not None:
+        gap = (s.last_order - s.first_order) / DAY / (s.live_orders - 1)
+        return max(c.cadence_min_days, gap)
+    return c.cadence_default_days
+
+
+def recency_component(days: int, cadence: float, c: CompiledPolicy) -> float:
+    ratio = days / cadence
+    x = (ratio - c.overdue_start) / (c.overdue_full - c.overdue_start)
+    return 0.0 if x <= 0 else 1.0 if x >= 1 else x
+
+
+def complaint_weights(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, float]:
+    open_w = recent_w = 0.0
+    for r in s.complaints.values():
+        if is_open(r):
+            open_w += c.open_weights[r[C_SEVERITY]]
+    lo = t // DAY - c.complaint_days
+    for day, b in s.cdays.items():
+        if day > lo:
+            rw = c.recent_weights
+            recent_w += b[0] * rw[0] + b[1] * rw[1] + b[2] * rw[2]
+    return open_w, recent_w
+
+
+def churn_parts(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnParts:
+    if s.last_order is None:
+        rec, days, cad = 0.0, 0, 0.0
+    else:
+        days = (t - s.last_order) // DAY
+        cad = cadence_days(s, c)
+        rec = recency_component(days, cad, c)
+    if s.complaints or s.cdays:
+        open_w, recent_w = complaint_weights(s, t, c)
+        comp = min(1.0, open_w + recent_w)
+    else:
+        open_w = recent_w = comp = 0.0
+    surv = 1.0 if s.survey is not None and any(poor_survey(s, t, c)) else 0.0
+    earlier = s.eng_earlier
+    if earlier >= c.engagement_min_baseline and s.eng_recent < earlier:
+        eng = 1.0 - s.eng_recent / earlier
+    else:
+        eng = 0.0
+    return ChurnParts(rec, comp, surv, eng, days, cad, open_w, recent_w)
+
+
+def others_weighted(p: ChurnParts, c: CompiledPolicy) -> float:
+    return c.w_complaints * p.complaints + c.w_surveys * p.surveys + c.w_engagement * p.engagement
+
+
+def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
+    """Rounded to 4 places: the band is decided on the score the outputs show."""
+    return round(min(1.0, c.w_recency * recency + others), 4)
+
+
+def band_of(score: float, c: CompiledPolicy) -> int:
+    mins = c.band_mins
+    i = len(mins) - 1
+    while score < mins[i]:
+        i -= 1
+    return i
+
+
+class ChurnCore(NamedTuple):
+    """The hot-path churn facts: recency component, the other components weighted and
+    summed (same arithmetic as `others_weighted`), whole days since the last order, and
+    the cadence in days."""
+
+    recency: float
+    others: float
+    recency_days: int
+    cadence_days: float
+
+
+def churn_core(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnCore:
+    last = s.last_order
+    if last is None:
+        rec, days, cad = 0.0, 0, 0.0
+    else:
+        days = (t - last) // DAY
+        n, first = s.live_orders, s.first_order
+        if n >= 2 and first is not None:
+            cad = (last - first) / DAY / (n - 1)
+            if cad < c.cadence_min_days:
+                cad = c.cadence_min_days
+        else:
+            cad = c.cadence_default_days
+        x = (days / cad - c.overdue_start) / (c.overdue_full - c.overdue_start)
+        rec = 0.0 if x <= 0 else 1.0 if x >= 1 else x
+    others = 0.0
+    if s.complaints or s.cdays:
+        open_w, recent_w = complaint_weights(s, t, c)
+        others += c.w_complaints * min(1.0, open_w + recent_w)
+    if s.survey is not None and any(poor_survey(s, t, c)):
+        others += c.w_surveys * 1.0
+    earlier = s.eng_earlier
+    if earlier >= c.engagement_min_baseline and s.eng_recent < earlier:
+        others += c.w_engagement * (1.0 - s.eng_recent / earlier)
+    return ChurnCore(rec, others, days, cad)
+
+
+def churn_score(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int]:
+    """(score, band index) — the hot-path form, without reasons."""
+    k = churn_core(s, t, c)
+    score = score_of(k.recency, k.others, c)
+    return score, band_of(score, c)
+
+
+def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str, str]]:
+    """Each non-zero component as {code, message}, largest weighted contribution first."""
+    p = churn_parts(s, t, c)
+    found: list[tuple[float, int, str, str]] = []
+    if p.recency > 0:
+        found.append(
+            (
+                c.w_recency * p.recency,
+                0,
+                "overdue",
+                f"No order for {p.recency_days} days, {p.recency_days / p.cadence_days:.1f}x "
+                f"this customer's usual gap of {p.cadence_days:.0f} days",
+            )
+        )
+    if p.complaints > 0:
+        w = c.w_complaints * p.complaints
+        open_n = sum(1 for r in s.complaints.values() if is_open(r))
+        if p.open_weight > 0:
+            worst = max(r[C_SEVERITY] for r in s.complaints.values() if is_open(r))
+            sev = ("low", "medium", "high")[worst]
+            found.append(
+                (
+                    w,
+                    1,
+                    "open_complaints",
+                    f"{open_n} open complaint(s), the worst of {sev} severity",
+                )
+            )
+        if p.recent_weight > 0:
+            lo = t // DAY - c.complaint_days
+            n = sum(sum(b) for d, b in s.cdays.items() if d > lo)
+            found.append(
+                (
+                    w,
+                    2,
+                    "recent_complaints",
+                    f"{n} complaint(s) opened in the last {c.complaint_days} days",
+                )
+            )
+    if p.surveys > 0 and s.survey is not None:
+        w = c.w_surveys * p.surveys
+        detractor, low_csat, effort = poor_survey(s, t, c)
+        _, nps, csat, ces = s.survey
+        if detractor:
+            found.append((w, 3, "nps_detractor", f"Latest NPS answer is {nps} (a detractor)"))
+        if low_csat:
+            found.append((w, 4, "low_csat", f"Latest satisfaction (CSAT) answer is {csat} of 5"))
+        if effort:
+            found.append((w, 5, "high_effort", f"Latest effort (CES) answer is {ces} of 7"))
+    if p.engagement > 0:
+        found.append(
+            (
+                c.w_engagement * p.engagement,
+                6,
+                "falling_engagement",
+                f"{s.eng_recent} interactions in the last {c.intent_half_days} days against "
+                f"{s.eng_earlier} in the {c.intent_days - c.intent_half_days} days before",
+            )
+        )
+    found.sort(key=lambda x: (-x[0], x[1]))
+    return [{"code": code, "message": msg} for _, _, code, msg in found]
+
+
+def lifecycle_names() -> tuple[str, ...]:
+    return LIFECYCLE_STAGES

@@ -1,0 +1,202 @@
+"""Per-customer state: bounded whatever the history, and encoded to compact bytes.
+
+Orders, interactions and complaints are kept as per-UTC-day buckets inside their windows
+only; orders and complaints are remembered by id up to a cap (for refunds, cancellations
+and resolutions); event ids are remembered within the lateness bound up to a cap. Times
+are int epoch seconds (UTC), days are ``epoch // 86400``. See docs/grading.md for sizes.
+
+>>> s = new_state("c-1")
+>>> s.days[19800] = [1, 12_345]
+>>> s.win_count, s.win_cents = 1, 12_345
+>>> decode(encode(s)) == s
+True
+>>> len(encode(s))
+122
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "FORMAT",
+    "I_CALL",
+    "I_FULL_PRICE",
+    "I_INQUIRY",
+    "I_KINDS",
+    "I_OTHER",
+    "I_PRICE",
+    "I_SITE_STORE",
+    "I_VISIT",
+    "NO_TS",
+    "CustomerState",
+    "decode",
+    "encode",
+    "new_state",
+]
+
+# Bumped when the encoded layout changes; decode refuses other versions.
+FORMAT = 1
+# "No time" inside record lists (order/complaint records), where None would cost a type.
+NO_TS = -(1 << 62)
+
+# Interaction day bucket slots: what the intent indicators and engagement need, not raw types.
+I_VISIT = 0  # page_view, app_open
+I_SITE_STORE = 1  # site_visit, store_visit
+I_CALL = 2  # inbound_call
+I_INQUIRY = 3  # inquiry, purchase_inquiry
+I_PRICE = 4  # price_inquiry
+I_OTHER = 5  # email_open, email_click, support_chat, survey_response
+I_FULL_PRICE = 6  # orders placed at (near) full price: the price-tolerance signal
+I_KINDS = 7
+
+# Order record slots: [placed_at, placed_cents, refunded_cents, cancelled, adj_day, cancel_cents]
+O_TS, O_PLACED, O_REFUNDED, O_CANCELLED, O_ADJ_DAY, O_CANCEL = range(6)
+# Complaint record slots: [opened_at, severity, billing, escalated, resolved, last_seen]
+C_OPENED, C_SEVERITY, C_BILLING, C_ESCALATED, C_RESOLVED, C_SEEN = range(6)
+
+
+@dataclass(slots=True, eq=True)
+class CustomerState:
+    """Everything the core knows of one customer. `apply`/`advance` mutate it in place."""
+
+    customer_id: str
+    # Time of the last grade; never goes backwards.
+    as_of: int = 0
+    # Revision: +1 for every accepted event and every policy re-grade.
+    seq: int = 0
+    # Earliest time the grade may change without an event (a lower bound; None: never).
+    due: int | None = None
+    policy_version: str = ""
+    # Orders: day -> [orders, net cents] for days inside the RFM window.
+    days: dict[int, list[int]] = field(default_factory=dict)
+    # Cached sums of `days` (rebuilt on decode, not encoded).
+    win_count: int = 0
+    win_cents: int = 0
+    # order_id -> order record (see O_* slots); capped, oldest forgotten first.
+    orders: dict[str, list[int]] = field(default_factory=dict)
+    live_orders: int = 0  # placed and not cancelled, ever
+    first_order: int | None = None
+    last_order: int | None = None
+    # Bounds of live orders no longer tracked by id (so a cancellation can recompute first/last).
+    untracked_first: int | None = None
+    untracked_last: int | None = None
+    reactivated_at: int | None = None
+    # Interactions: day -> counts per I_* slot, for days inside the intent window.
+    idays: dict[int, list[int]] = field(default_factory=dict)
+    # Interactions in the recent / earlier half of the intent window, as of as_of.
+    eng_recent: int = 0
+    eng_earlier: int = 0
+    # complaint_id -> complaint record (see C_* slots); capped.
+    complaints: dict[str, list[int]] = field(default_factory=dict)
+    # Complaints opened: day -> [low, medium, high] inside the complaint window.
+    cdays: dict[int, list[int]] = field(default_factory=dict)
+    # Latest survey answer: [answered_at, nps, csat, ces] (-1 = not answered) or None.
+    survey: list[int] | None = None
+    # Held grades and their hysteresis.
+    # Tier and band by name ("" = the policy's lowest), so a new policy's ladder can't
+    # misread them; stage is an index into the fixed LIFECYCLE_STAGES.
+    tier: str = ""
+    below_since: int | None = None
+    stage: int = 0
+    band: str = ""
+    alerted: bool = False
+    alert_band: str = ""
+    last_alert: int | None = None
+    # De-duplication: event_id -> occurred_at, within the lateness bound; events older
+    # than dedup_floor are refused (raised when ids had to be forgotten).
+    seen: dict[str, int] = field(default_factory=dict)
+    dedup_floor: int | None = None
+
+
+def new_state(customer_id: str) -> CustomerState:
+    """A customer never seen before: a prospect at the lowest tier and band."""
+    return CustomerState(customer_id=customer_id)
+
+
+def _flat(d: dict[int, list[int]]) -> list[list[int]]:
+    return [[k, *v] for k, v in d.items()]
+
+
+def _unflat(rows: list[list[int]]) -> dict[int, list[int]]:
+    return {r[0]: r[1:] for r in rows}
+
+
+def encode(s: CustomerState) -> bytes:
+    """Compact bytes: an orjson array of the fields in a fixed order (no field names)."""
+    return orjson.dumps(
+        (
+            FORMAT,
+            s.customer_id,
+            s.as_of,
+            s.seq,
+            s.due,
+            s.policy_version,
+            _flat(s.days),
+            s.orders,
+            s.live_orders,
+            s.first_order,
+            s.last_order,
+            s.untracked_first,
+            s.untracked_last,
+            s.reactivated_at,
+            _flat(s.idays),
+            s.eng_recent,
+            s.eng_earlier,
+            s.complaints,
+            _flat(s.cdays),
+            s.survey,
+            s.tier,
+            s.below_since,
+            s.stage,
+            s.band,
+            s.alerted,
+            s.alert_band,
+            s.last_alert,
+            s.seen,
+            s.dedup_floor,
+        )
+    )
+
+
+def decode(data: bytes) -> CustomerState:
+    """The inverse of `encode`; raises ValueError on bytes of another format."""
+    v: list[Any] = orjson.loads(data)
+    if not isinstance(v, list) or not v or v[0] != FORMAT or len(v) != 29:
+        raise ValueError(f"not an encoded CustomerState of format {FORMAT}")
+    days = _unflat(v[6])
+    return CustomerState(
+        customer_id=v[1],
+        as_of=v[2],
+        seq=v[3],
+        due=v[4],
+        policy_version=v[5],
+        days=days,
+        win_count=sum(b[0] for b in days.values()),
+        win_cents=sum(b[1] for b in days.values()),
+        orders=v[7],
+        live_orders=v[8],
+        first_order=v[9],
+        last_order=v[10],
+        untracked_first=v[11],
+        untracked_last=v[12],
+        reactivated_at=v[13],
+        idays=_unflat(v[14]),
+        eng_recent=v[15],
+        eng_earlier=v[16],
+        complaints=v[17],
+        cdays=_unflat(v[18]),
+        survey=v[19],
+        tier=v[20],
+        below_since=v[21],
+        stage=v[22],
+        band=v[23],
+        alerted=v[24],
+        alert_band=v[25],
+        last_alert=v[26],
+        seen=v[27],
+        dedup_floor=v[28],
+    )

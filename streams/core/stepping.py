@@ -1,0 +1,155 @@
+"""Held grades and their transitions: tier grace, lifecycle stage, churn alerts and cooldown.
+
+`settle` re-grades the held parts of a state at ``t`` (its as_of) and says what changed;
+`roll` walks a state through its due times up to ``now``. The engine turns transitions
+into output events; `grading.grade` uses `roll` on a copy to look ahead.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from streams.core.compiled import CompiledPolicy
+from streams.core.due import next_due_c
+from streams.core.folding import prune
+from streams.core.measures import (
+    ChurnCore,
+    band_of,
+    churn_core,
+    lifecycle,
+    qualifying_tier,
+    score_of,
+    stage_name,
+)
+from streams.core.state import CustomerState
+
+# Why a re-grade happens; it decides how a tier may fall.
+EVENT, TIME, POLICY = 0, 1, 2
+
+TIER_CHANGED = "tier_changed"
+CHURN_RISK_CHANGED = "churn_risk_changed"
+LIFECYCLE_CHANGED = "lifecycle_changed"
+
+
+class Transition(NamedTuple):
+    """One held grade that changed: `extra` is the direction (tier) or alert (churn)."""
+
+    type: str
+    previous: str
+    current: str
+    extra: str = ""
+    score: float = 0.0
+
+
+def settle_tier(
+    s: CustomerState, t: int, c: CompiledPolicy, how: int, at_once: bool
+) -> Transition | None:
+    """Upgrades apply at once; a fall waits out the grace unless `at_once` (refund, policy)."""
+    q = qualifying_tier(s, c)
+    names = c.tier_names
+    held_name = s.tier or names[0]
+    held = c.tier_rank.get(held_name, -1)  # -1: a tier of another policy's ladder
+    new = q
+    if q >= held or at_once or how == POLICY:
+        s.below_since = None
+    else:
+        if s.below_since is None:
+            s.below_since = t
+        if t - s.below_since >= c.grace_s:
+            s.below_since = None
+        else:
+            new = held
+    new_name = names[new]
+    s.tier = new_name
+    if new_name == held_name:
+        return None
+    return Transition(TIER_CHANGED, held_name, new_name, "up" if new > held else "down")
+
+
+def settle_stage(s: CustomerState, t: int, c: CompiledPolicy) -> Transition | None:
+    st = lifecycle(s, t, c)
+    if st == s.stage:
+        return None
+    prev, s.stage = s.stage, st
+    return Transition(LIFECYCLE_CHANGED, stage_name(prev), stage_name(st))
+
+
+def settle_churn(
+    s: CustomerState, t: int, c: CompiledPolicy
+) -> tuple[Transition | None, ChurnCore]:
+    """Alert when the band reaches the alert level or drops below it, at most once a cooldown."""
+    p = churn_core(s, t, c)
+    score = score_of(p.recency, p.others, c)
+    band = band_of(score, c)
+    name = c.band_names[band]
+    s.band = name
+    wants = band >= c.alert_band
+    if wants == s.alerted:
+        return None, p
+    if s.last_alert is not None and t - s.last_alert < c.cooldown_s:
+        return None, p  # held back; holds_due wakes the customer when the cooldown ends
+    prev = s.alert_band or c.band_names[0]
+    s.alerted, s.alert_band, s.last_alert = wants, name, t
+    return Transition(CHURN_RISK_CHANGED, prev, name, "raised" if wants else "cleared", score), p
+
+
+def settle(
+    s: CustomerState,
+    t: int,
+    c: CompiledPolicy,
+    how: int,
+    *,
+    orders: bool = True,
+    churn: bool = True,
+    at_once: bool = False,
+) -> tuple[list[Transition], ChurnCore | None]:
+    """Re-grade the held parts at ``t``; returns the transitions and the churn parts used.
+
+    For an event, `orders=False` skips tier and stage (only orders move them) and
+    `churn=False` skips churn (the caller knows the event cannot move the band).
+    """
+    out: list[Transition] = []
+    parts = None
+    if orders or how != EVENT:
+        tr = settle_tier(s, t, c, how, at_once)
+        if tr is not None:
+            out.append(tr)
+    if churn or how != EVENT:
+        tr, parts = settle_churn(s, t, c)
+        if tr is not None:
+            out.append(tr)
+    if orders or how != EVENT:
+        tr = settle_stage(s, t, c)
+        if tr is not None:
+            out.append(tr)
+    return out, parts
+
+
+def roll(s: CustomerState, now: int, c: CompiledPolicy) -> list[tuple[int, list[Transition]]]:
+    """Re-grade at every due time <= now in turn; end with as_of = max(as_of, now)."""
+    steps: list[tuple[int, list[Transition]]] = []
+    while s.due is not None and s.due <= now:
+        t = s.due if s.due > s.as_of else s.as_of  # never let as_of go back
+        s.as_of = t
+        prune(s, c)
+        tr, _ = settle(s, t, c, TIME)
+        if tr:
+            steps.append((t, tr))
+        s.due = next_due_c(s, c)
+    if now > s.as_of:
+        s.as_of = now
+    return steps
+
+
+def regrade(s: CustomerState, now: int, c: CompiledPolicy) -> list[Transition]:
+    """Re-grade under a new policy at max(as_of, now): every held grade moves at once."""
+    if now > s.as_of:
+        s.as_of = now
+    prune(s, c)
+    s.policy_version = c.version
+    s.seq += 1
+    if s.band and s.band not in c.band_rank:
+        s.band = ""
+    out, _ = settle(s, s.as_of, c, POLICY)
+    s.due = next_due_c(s, c)
+    return out
