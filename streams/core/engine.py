@@ -190,11 +190,14 @@ def _remember(s: CustomerState, event_id: str, ts: int, c: CompiledPolicy) -> No
     """
     seen = s.seen
     seen[event_id] = ts
+    floor = s.as_of - c.lateness_s
+    # Insertion order is roughly time order: when the first id is stale, sweep them all
+    # (an O(1) check per event keeps quiet customers' states small between due times).
+    if len(seen) > c.dedup_max or next(iter(seen.values())) < floor:
+        for k in [k for k, t in seen.items() if t < floor]:
+            del seen[k]
     if len(seen) <= c.dedup_max:
         return
-    floor = s.as_of - c.lateness_s
-    for k in [k for k, t in seen.items() if t < floor]:
-        del seen[k]
     if len(seen) <= c.dedup_max:
         return
     items = sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))

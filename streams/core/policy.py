@@ -276,7 +276,6 @@ class Policy(_Model):
     churn: Churn
     limits: Limits
 
-
     @model_validator(mode="after")
     def _check(self) -> Policy:
         max_r = len(self.rfm.recency_max_days) + 1

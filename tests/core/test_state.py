@@ -1,0 +1,87 @@
+"""CustomerState encoding: lossless, compact and bounded whatever the history."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from streams.core.engine import advance, apply, new_state, snapshot
+from streams.core.policy import Policy
+from streams.core.state import decode, encode
+from tests.core.builders import CID, DAY, T0, Event, complaint, interaction, order, run
+
+TYPES = ["page_view", "app_open", "site_visit", "email_open", "email_click", "store_visit"]
+
+
+def typical_year(seed: int = 1) -> list[Event]:
+    """A typical customer: ~4 orders and ~40 interactions a year, a survey, a complaint."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for i in range(4):
+        events.append(order(f"o{i}", T0 + rng.randrange(365 * DAY), rng.uniform(20, 300)))
+    for i in range(40):
+        events.append(interaction(f"i{i}", T0 + rng.randrange(365 * DAY), rng.choice(TYPES)))
+    events.append(interaction("s", T0 + 200 * DAY, "survey_response", nps=8))
+    events.append(complaint("k", T0 + 100 * DAY, "complaint_opened", "K1", "low"))
+    return sorted(events, key=lambda e: str(e["occurred_at"]))
+
+
+def heavy_year(days: int = 730) -> list[Event]:
+    """A heavy customer: orders every day, 30 interactions a day, complaints weekly."""
+    rng = random.Random(7)
+    events: list[Event] = []
+    for d in range(days):
+        t = T0 + d * DAY
+        events.append(order(f"o{d}", t + 3600, 50, oid=f"order-{d:08d}"))
+        for j in range(30):
+            events.append(interaction(f"i{d}-{j}", t + 7200 + j * 60, rng.choice(TYPES)))
+        if d % 7 == 0:
+            events.append(complaint(f"k{d}", t + 9000, "complaint_opened", f"K{d}", "low"))
+    return events
+
+
+def test_round_trip_is_lossless(policy: Policy) -> None:
+    s, _ = run(typical_year(), policy)
+    back = decode(encode(s))
+    assert back == s
+    assert encode(back) == encode(s)
+    assert snapshot(back, policy) == snapshot(s, policy)
+
+
+def test_decode_refuses_foreign_bytes() -> None:
+    with pytest.raises(ValueError, match="format"):
+        decode(b"[2, 1, 2]")
+
+
+def test_typical_customer_is_under_1kb(policy: Policy) -> None:
+    sizes = []
+    for seed in range(20):
+        s, _ = run(typical_year(seed), policy)
+        sizes.append(len(encode(s)))
+    assert max(sizes) <= 1024, sizes
+
+
+def test_heavy_customer_is_bounded(policy: Policy) -> None:
+    s = new_state(CID)
+    sizes = []
+    for i, ev in enumerate(heavy_year()):
+        r = apply(s, ev, policy)
+        assert r.rejection is None or r.rejection.code == "too_late"
+        if i % 5000 == 0:
+            sizes.append(len(encode(s)))
+    sizes.append(len(encode(s)))
+    # Bounded: a second year adds nothing once the windows and caps are full.
+    assert sizes[-1] < 64 * 1024
+    assert max(sizes[len(sizes) // 2 :]) <= max(sizes[: len(sizes) // 2]) * 1.1
+    assert len(s.orders) <= policy.limits.max_tracked_orders
+    assert len(s.complaints) <= policy.limits.max_complaints
+    assert len(s.seen) <= policy.events.dedup_max_ids
+    assert max(s.idays) - min(s.idays) < policy.intent.window_days
+
+
+def test_quiet_customer_shrinks(policy: Policy) -> None:
+    s, _ = run(typical_year(), policy)
+    advance(s, T0 + 3 * 365 * DAY, policy)
+    assert (s.days, s.idays, s.cdays, s.seen) == ({}, {}, {}, {})
+    assert len(encode(s)) < 300
