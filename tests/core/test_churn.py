@@ -93,7 +93,7 @@ def test_resolved_complaint_still_counts_as_recent_for_90_days(policy: Policy) -
     ],
 )
 def test_poor_survey_answers(policy: Policy, answers: dict[str, int], codes: list[str]) -> None:
-    s, _ = run([interaction("s1", T0, "survey_response", **answers)], policy)
+    s, _ = run([{**interaction("s1", T0, "survey_response"), **answers}], policy)
     g = snapshot(s, policy)
     assert _codes(g) == codes
     assert g["churn"]["score"] == (0.15 if codes else 0.0)
