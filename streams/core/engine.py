@@ -177,8 +177,11 @@ def _outputs(
 
 def _advance(s: CustomerState, now: int, c: CompiledPolicy) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for t, trans in roll(s, now, c):
+
+    def emit(t: int, trans: list[Transition]) -> None:
         out.extend(_outputs(s, t, trans, {"kind": "inactivity"}, c))
+
+    roll(s, now, c, emit)
     return out
 
 
@@ -299,9 +302,12 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
     due = s.due
     parts = None
     if okind is not None:
-        q_before = qualifying_tier(s, c) if okind != PLACED else 0
+        # Refunds, cancellations and a re-placed order_id (a correction) may take away the
+        # spend a tier stood on: such a fall is at once. A new order can only raise it.
+        takes = okind != PLACED or order_id in s.orders
+        q_before = qualifying_tier(s, c) if takes else 0
         fold_order(s, okind, order_id, ts, cents, full_price, c)
-        at_once = okind != PLACED and qualifying_tier(s, c) < q_before
+        at_once = takes and qualifying_tier(s, c) < q_before
         trans, parts = settle(s, t, c, EVENT, at_once=at_once)
         # Incremental: the old due already covers the older days' window expiry.
         due = min_due(due, order_times_due(s, c))

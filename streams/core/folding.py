@@ -17,6 +17,7 @@ from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.state import (
     C_BILLING,
     C_ESCALATED,
+    C_OPEN_SEV,
     C_OPENED,
     C_RESOLVED,
     C_SEEN,
@@ -131,19 +132,38 @@ def fold_order(
         if old is not None:
             _bucket_add(s, old, -1, lo)
     if kind == PLACED:
-        if e[O_TS] == NO_TS:  # a second order_placed for the same order_id changes nothing
+        old_ts = e[O_TS]
+        if old_ts != NO_TS and (ts, cents) > (old_ts, e[O_PLACED]):
+            # order_id placed twice with different content (a producer bug): the later,
+            # larger one wins whatever the arrival order, so the fold still commutes.
+            if full_price and day > today - c.intent_days:
+                _count_full_price(s, day)
+            e[O_TS], e[O_PLACED] = ts, cents
+            if not e[O_CANCELLED]:
+                s.live_orders -= 1
+                if s.reactivated_at == old_ts:
+                    s.reactivated_at = None
+                _add_live(s, ts, c)
+                if old_ts in (s.first_order, s.last_order):
+                    _recompute_bounds(s)
+        elif old_ts != NO_TS:
+            if full_price and day > today - c.intent_days:
+                _count_full_price(s, day)
+        else:
             e[O_TS], e[O_PLACED] = ts, cents
             if full_price and day > today - c.intent_days:
-                b = s.idays.get(day)
-                if b is None:
-                    b = s.idays[day] = [0] * I_KINDS
-                b[I_FULL_PRICE] += 1
+                _count_full_price(s, day)
             if not e[O_CANCELLED]:
                 _add_live(s, ts, c)
     elif kind == REFUNDED:
         e[O_REFUNDED] += cents
-    elif not e[O_CANCELLED]:  # CANCELLED
-        e[O_CANCELLED], e[O_CANCEL] = 1, cents
+        e[O_ADJ_DAY] = min(e[O_ADJ_DAY], day)  # min, max, sum: the fold commutes
+    elif e[O_CANCELLED]:  # cancelled again: keep the largest amount, change nothing else
+        e[O_CANCEL] = max(e[O_CANCEL], cents)
+        e[O_ADJ_DAY] = min(e[O_ADJ_DAY], day)
+    else:  # CANCELLED
+        e[O_CANCELLED], e[O_CANCEL] = 1, max(e[O_CANCEL], cents)
+        e[O_ADJ_DAY] = min(e[O_ADJ_DAY], day)
         if e[O_TS] != NO_TS:
             s.live_orders -= 1
             if s.reactivated_at == e[O_TS]:
@@ -180,10 +200,7 @@ def _place_new(
     """The common case, an order never seen before: same effect as the general path."""
     e = [ts, cents, 0, 0, day, 0]
     if full_price and day > today - c.intent_days:
-        b = s.idays.get(day)
-        if b is None:
-            b = s.idays[day] = [0] * I_KINDS
-        b[I_FULL_PRICE] += 1
+        _count_full_price(s, day)
     _add_live(s, ts, c)
     if day <= lo:
         _untrack(s, e)
@@ -192,6 +209,13 @@ def _place_new(
     s.orders[order_id] = e
     if len(s.orders) > c.max_orders:
         _evict_order(s)
+
+
+def _count_full_price(s: CustomerState, day: int) -> None:
+    b = s.idays.get(day)
+    if b is None:
+        b = s.idays[day] = [0] * I_KINDS
+    b[I_FULL_PRICE] += 1
 
 
 def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
@@ -263,20 +287,31 @@ def fold_complaint(
 ) -> None:
     r = s.complaints.get(complaint_id)
     if r is None:
-        r = [NO_TS, severity, int(billing), 0, 0, ts]
+        r = [NO_TS, severity, int(billing), 0, 0, ts, -1]
         s.complaints[complaint_id] = r
     r[C_SEVERITY] = max(r[C_SEVERITY], severity)
     r[C_BILLING] = max(r[C_BILLING], int(billing))
     r[C_SEEN] = max(r[C_SEEN], ts)
     if kind == OPENED:
-        if r[C_OPENED] == NO_TS:
-            r[C_OPENED] = ts
-            day = ts // DAY
-            if day > s.as_of // DAY - c.complaint_days:
+        # Opened twice (a producer retry with changes): the earliest time and the highest
+        # severity win whatever the arrival order; the day bucket count moves with them.
+        old_ts, old_sev = r[C_OPENED], r[C_OPEN_SEV]
+        if old_ts == NO_TS or ts < old_ts or severity > old_sev:
+            lo = s.as_of // DAY - c.complaint_days
+            if old_ts != NO_TS:
+                b = s.cdays.get(old_ts // DAY)
+                if b is not None and b[old_sev] > 0:
+                    b[old_sev] -= 1
+                    if not any(b):
+                        del s.cdays[old_ts // DAY]
+            r[C_OPENED] = ts if old_ts == NO_TS else min(ts, old_ts)
+            r[C_OPEN_SEV] = max(severity, old_sev)
+            day = r[C_OPENED] // DAY
+            if day > lo:
                 b = s.cdays.get(day)
                 if b is None:
                     b = s.cdays[day] = [0, 0, 0]
-                b[severity] += 1
+                b[r[C_OPEN_SEV]] += 1
     elif kind == ESCALATED:
         r[C_ESCALATED] = 1
     else:

@@ -55,8 +55,9 @@ I_KINDS = 7
 
 # Order record slots: [placed_at, placed_cents, refunded_cents, cancelled, adj_day, cancel_cents]
 O_TS, O_PLACED, O_REFUNDED, O_CANCELLED, O_ADJ_DAY, O_CANCEL = range(6)
-# Complaint record slots: [opened_at, severity, billing, escalated, resolved, last_seen]
-C_OPENED, C_SEVERITY, C_BILLING, C_ESCALATED, C_RESOLVED, C_SEEN = range(6)
+# Complaint record slots: [opened_at, severity, billing, escalated, resolved, last_seen,
+# severity_at_opening]; the last is what the opened-complaint day buckets counted.
+C_OPENED, C_SEVERITY, C_BILLING, C_ESCALATED, C_RESOLVED, C_SEEN, C_OPEN_SEV = range(7)
 
 
 @dataclass(slots=True, eq=True)

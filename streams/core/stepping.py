@@ -7,6 +7,7 @@ into output events; `grading.grade` uses `roll` on a copy to look ahead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from streams.core.compiled import CompiledPolicy
@@ -125,20 +126,27 @@ def settle(
     return out, parts
 
 
-def roll(s: CustomerState, now: int, c: CompiledPolicy) -> list[tuple[int, list[Transition]]]:
-    """Re-grade at every due time <= now in turn; end with as_of = max(as_of, now)."""
-    steps: list[tuple[int, list[Transition]]] = []
+def roll(
+    s: CustomerState,
+    now: int,
+    c: CompiledPolicy,
+    on_step: Callable[[int, list[Transition]], None] | None = None,
+) -> None:
+    """Re-grade at every due time <= now in turn; end with as_of = max(as_of, now).
+
+    `on_step(t, transitions)` runs at each step that changed something, while the state
+    is still as of ``t`` (outputs quote the grade of their own time, not of ``now``).
+    """
     while s.due is not None and s.due <= now:
         t = s.due if s.due > s.as_of else s.as_of  # never let as_of go back
         s.as_of = t
         prune(s, c)
         tr, _ = settle(s, t, c, TIME)
-        if tr:
-            steps.append((t, tr))
         s.due = next_due_c(s, c)
+        if tr and on_step is not None:
+            on_step(t, tr)
     if now > s.as_of:
         s.as_of = now
-    return steps
 
 
 def regrade(s: CustomerState, now: int, c: CompiledPolicy) -> list[Transition]:

@@ -1,0 +1,172 @@
+"""Properties of the core: duplicates, reordering, purity, determinism."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core import timefmt
+from streams.core.engine import advance, apply, new_state, snapshot
+from streams.core.grading import grade
+from streams.core.policy import load_policy
+from streams.core.state import encode
+from tests.core.builders import DAY, T0, Event, complaint, interaction, order
+
+POLICY = load_policy()
+SPAN = 6 * DAY  # inside the 7-day lateness bound
+INTERACTIONS = [
+    "page_view",
+    "app_open",
+    "site_visit",
+    "store_visit",
+    "inbound_call",
+    "inquiry",
+    "purchase_inquiry",
+    "price_inquiry",
+    "email_open",
+]
+
+
+@st.composite
+def events(draw: st.DrawFn, span: int = SPAN) -> Event:
+    eid = draw(st.uuids()).hex
+    t = T0 + draw(st.integers(0, span))
+    kind = draw(st.sampled_from(["order", "order", "interaction", "complaint", "survey"]))
+    if kind == "order":
+        return order(
+            eid,
+            t,
+            draw(st.sampled_from([0, 5, 99.99, 1500, 3000, 20_000, 60_000])),
+            oid=draw(st.sampled_from(["A", "B", "C", "D"])),
+            kind=draw(
+                st.sampled_from(["order_placed"] * 3 + ["order_refunded", "order_cancelled"])
+            ),
+            currency=draw(st.sampled_from(["USD", "EUR", "JPY"])),
+            discount=draw(st.sampled_from([None, 0, 10, 500])),
+        )
+    if kind == "interaction":
+        return interaction(
+            eid,
+            t,
+            draw(st.sampled_from(INTERACTIONS)),
+        )
+    if kind == "survey":
+        ev = interaction(eid, t, "survey_response")
+        for key, hi, lo in (("nps", 10, 0), ("csat", 5, 1), ("ces", 7, 1)):
+            if draw(st.booleans()):
+                ev[key] = draw(st.integers(lo, hi))
+        return ev
+    return complaint(
+        eid,
+        t,
+        draw(st.sampled_from(["complaint_opened", "complaint_escalated", "complaint_resolved"])),
+        draw(st.sampled_from(["K1", "K2", "K3"])),
+        draw(st.sampled_from(["low", "medium", "high"])),
+        draw(st.sampled_from(["billing", "delivery"])),
+    )
+
+
+def _run(evs: list[Event]) -> tuple[Any, list[Event]]:
+    s = new_state("cust-1")
+    out: list[Event] = []
+    for ev in evs:
+        out.extend(apply(s, ev, POLICY).outputs)
+    return s, out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=25), st.data())
+def test_a_duplicate_changes_nothing(evs: list[Event], data: st.DataObject) -> None:
+    s, _ = _run(evs)
+    before = encode(s)
+    again = data.draw(st.sampled_from(evs))
+    r = apply(s, again, POLICY)
+    assert r.duplicate
+    assert (r.outputs, r.changed, r.rejection) == ([], False, None)
+    assert encode(s) == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=25), st.randoms(use_true_random=False))
+def test_reordering_within_the_lateness_bound_gives_the_same_snapshot(
+    evs: list[Event], rnd: Any
+) -> None:
+    shuffled = list(evs)
+    rnd.shuffle(shuffled)
+    a, _ = _run(evs)
+    b, _ = _run(shuffled)
+    end = T0 + SPAN + DAY
+    advance(a, end, POLICY)
+    advance(b, end, POLICY)
+    assert snapshot(a, POLICY) == snapshot(b, POLICY)
+    assert grade(a, end + 400 * DAY, POLICY) == grade(b, end + 400 * DAY, POLICY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(events(span=200 * DAY), min_size=1, max_size=40))
+def test_same_input_gives_byte_identical_outputs(evs: list[Event]) -> None:
+    evs = sorted(evs, key=lambda e: str(e["occurred_at"]))
+
+    def once() -> bytes:
+        s, out = _run(evs)
+        out.extend(advance(s, T0 + 800 * DAY, POLICY))
+        return orjson.dumps([out, snapshot(s, POLICY)]) + encode(s)
+
+    assert once() == once()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(events(span=200 * DAY), min_size=1, max_size=40))
+def test_outputs_do_not_depend_on_sweep_timing(evs: list[Event]) -> None:
+    evs = sorted(evs, key=lambda e: str(e["occurred_at"]))
+    s1, out1 = _run(evs)
+    out1.extend(advance(s1, T0 + 800 * DAY, POLICY))
+    s2, out2 = _run(evs)
+    for day in range(0, 800, 13):
+        out2.extend(advance(s2, T0 + day * DAY, POLICY))
+    out2.extend(advance(s2, T0 + 800 * DAY, POLICY))
+    assert out1 == out2
+    assert snapshot(s1, POLICY) == snapshot(s2, POLICY)
+
+
+class _NoClock(dt.datetime):
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> _NoClock:
+        raise AssertionError("the core read the wall clock (datetime.now)")
+
+    @classmethod
+    def utcnow(cls) -> _NoClock:
+        raise AssertionError("the core read the wall clock (datetime.utcnow)")
+
+    @classmethod
+    def today(cls) -> _NoClock:
+        raise AssertionError("the core read the wall clock (datetime.today)")
+
+
+def test_grading_never_reads_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object) -> float:
+        raise AssertionError("the core read the wall clock (time)")
+
+    for name in ("time", "time_ns", "monotonic", "perf_counter", "localtime"):
+        monkeypatch.setattr(time, name, boom)
+    monkeypatch.setattr(timefmt, "datetime", _NoClock)
+    monkeypatch.setattr(dt, "datetime", _NoClock)
+    s = new_state("cust-1")
+    evs = [
+        order("e1", T0, 5000),
+        interaction("e2", T0 + DAY, "survey_response", nps=2),
+        complaint("e3", T0 + 2 * DAY, "complaint_opened", "K", "high"),
+        order("e4", T0 + 100 * DAY, 60_000),
+    ]
+    out = []
+    for ev in evs:
+        out.extend(apply(s, ev, POLICY).outputs)
+    out.extend(advance(s, T0 + 900 * DAY, POLICY))
+    assert out
+    assert grade(s, T0 + 1000 * DAY, POLICY)["lifecycle"] == "churned"
