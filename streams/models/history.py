@@ -1,0 +1,408 @@
+"""Order history (JSONL events) -> per-customer (x, t_x, T, mean value) -> a fitted Model.
+
+The input is the event format of the input topics, one JSON object per line, as `replay`
+reads and `simulate` writes. Only order events are used; every other line is counted and
+skipped, and nothing is dropped without a count in the report:
+
+* order_placed opens an order (by customer_id + order_id); a second placement of the same
+  order is ignored. Duplicated events (same customer_id + event_id) count once.
+* order_cancelled removes the order from frequency and value (if cancelled before the cut).
+* order_refunded lowers the order's net value (never below 0); the order still counts as a
+  purchase, as in the core: a refund is not an un-purchase.
+* Amounts are converted to the base currency with `rates` (base units per 1 unit of the
+  currency, as in the policy's `[currency] rates`); an order in a currency with no rate is
+  skipped and counted, as the core rejects it. With no rates only the base currency is used.
+
+Times: an event counts for calibration when it occurred strictly before `calibration_end`.
+Per customer with at least one live order before the cut (times in days):
+x = orders - 1, t_x = last - first, T = calibration_end - first, mean value = net / orders.
+Orders in [calibration_end, observation_end) are the holdout counts (for evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import orjson
+from rich.console import Console, Group
+from rich.table import Table
+
+from streams.models import bgnbd, gamma_gamma
+from streams.models.bgnbd import FloatArray
+from streams.models.model import Model, ModelFit, model_version_for
+
+__all__ = [
+    "FitError",
+    "History",
+    "Summary",
+    "fit_command",
+    "fit_history",
+    "fit_summary",
+    "read_history",
+]
+
+DAY: Final = 86_400
+_ORDER_TYPES: Final = frozenset({"order_placed", "order_refunded", "order_cancelled"})
+
+
+class FitError(ValueError):
+    """The history cannot give a usable model (too few customers, no convergence)."""
+
+
+def _epoch(text: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 time with an offset; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # A naive time would be read in this machine's zone: refuse it, as the core does.
+    return None if dt.tzinfo is None else dt.timestamp()
+
+
+def to_epoch(when: datetime | str | float) -> float:
+    """Accept a timezone-aware datetime, an RFC 3339 string or epoch seconds."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError(f"{when!r} has no timezone")
+        return when.timestamp()
+    if isinstance(when, str):
+        value = _epoch(when)
+        if value is None:
+            raise ValueError(f"{when!r} is not an RFC 3339 time with an offset")
+        return value
+    return float(when)
+
+
+@dataclass(slots=True)
+class _Order:
+    placed: float  # epoch seconds
+    amount: float  # base currency
+    # (time, amount) of refunds and the times of cancellations, applied at a cut.
+    refunds: list[tuple[float, float]] = field(default_factory=list)
+    cancelled: float = math.inf
+
+
+@dataclass(slots=True)
+class History:
+    """Orders by customer, as read from the file, and the reading counts."""
+
+    orders: dict[str, dict[str, _Order]]
+    counts: dict[str, int]
+    last_event: float  # the latest occurred_at of any readable event (epoch seconds)
+
+
+def read_history(
+    path: str | Path, rates: Mapping[str, float] | None = None, base_currency: str = "USD"
+) -> History:
+    """Read order events from a JSONL file (see the module docstring for the rules)."""
+    conv = {base_currency: 1.0, **(rates or {})}
+    conv[base_currency] = 1.0
+    counts: dict[str, int] = {"lines": 0, "order_events": 0}
+    orders: dict[str, dict[str, _Order]] = {}
+    # Refunds and cancellations may come before their placement in a file (late events).
+    pending: list[tuple[str, str, str, float, float]] = []
+    seen: set[tuple[str, str]] = set()
+    last_event = -math.inf
+
+    def skip(reason: str) -> None:
+        counts[f"skipped:{reason}"] = counts.get(f"skipped:{reason}", 0) + 1
+
+    with Path(path).open("rb") as lines:
+        for line in lines:
+            counts["lines"] += 1
+            if not line.strip():
+                skip("blank")
+                continue
+            try:
+                ev = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                skip("invalid_json")
+                continue
+            if not isinstance(ev, dict):
+                skip("not_an_object")
+                continue
+            when = _epoch(ev.get("occurred_at"))
+            if when is not None:
+                last_event = max(last_event, when)
+            kind = ev.get("type")
+            if kind not in _ORDER_TYPES:
+                skip("not_an_order")
+                continue
+            cid, oid, eid = ev.get("customer_id"), ev.get("order_id"), ev.get("event_id")
+            amount, currency = ev.get("amount"), ev.get("currency")
+            if (
+                when is None
+                or not isinstance(cid, str)
+                or not cid
+                or not isinstance(oid, str)
+                or not isinstance(eid, str)
+                or isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+                or not math.isfinite(amount)
+                or amount < 0
+                or not isinstance(currency, str)
+            ):
+                skip("bad_order_event")
+                continue
+            if (cid, eid) in seen:
+                counts["duplicates"] = counts.get("duplicates", 0) + 1
+                continue
+            seen.add((cid, eid))
+            rate = conv.get(currency)
+            if rate is None:
+                skip("unknown_currency")
+                continue
+            counts["order_events"] += 1
+            value = float(amount) * rate
+            if kind == "order_placed":
+                mine = orders.setdefault(cid, {})
+                if oid in mine:
+                    skip("order_placed_twice")
+                    continue
+                mine[oid] = _Order(placed=when, amount=value)
+            else:
+                pending.append((kind, cid, oid, when, value))
+
+    for kind, cid, oid, when, value in pending:
+        order = orders.get(cid, {}).get(oid)
+        if order is None:
+            # Placed before the history starts (or in an unknown currency): nothing to adjust.
+            skip(f"{kind}_without_order")
+        elif kind == "order_cancelled":
+            order.cancelled = min(order.cancelled, when)
+        else:
+            order.refunds.append((when, value))
+    return History(orders, counts, last_event)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Per-customer BG/NBD and spend inputs at a cut, in one order (customer_ids)."""
+
+    customer_ids: tuple[str, ...]
+    x: FloatArray  # repeat orders
+    t_x: FloatArray  # days from first to last order
+    T: FloatArray  # days from first order to the cut
+    n: FloatArray  # orders (x + 1)
+    mean_value: FloatArray  # mean net order value, base currency
+    holdout: FloatArray  # orders in [calibration_end, observation_end)
+    calibration_end: float
+    observation_end: float
+    counts: dict[str, int]
+
+
+def summarize(
+    history: History, calibration_end: float, observation_end: float | None = None
+) -> Summary:
+    """The per-customer summary at `calibration_end` (epoch seconds), see the module doc."""
+    end = calibration_end if observation_end is None else observation_end
+    if end < calibration_end:
+        raise ValueError("observation_end must not be before calibration_end")
+    ids: list[str] = []
+    rows: list[tuple[float, float, float, float, float, float]] = []
+    new_in_holdout = 0
+    for cid, mine in history.orders.items():
+        times: list[float] = []
+        net = 0.0
+        later = 0
+        for o in mine.values():
+            if o.placed < calibration_end:
+                if o.cancelled < calibration_end:
+                    continue
+                times.append(o.placed)
+                refunded = sum(v for t, v in o.refunds if t < calibration_end)
+                net += max(0.0, o.amount - refunded)
+            elif o.placed < end and o.cancelled >= end:
+                later += 1
+        if not times:
+            new_in_holdout += later > 0
+            continue
+        first, last, n = min(times), max(times), len(times)
+        ids.append(cid)
+        rows.append(
+            (
+                n - 1.0,
+                (last - first) / DAY,
+                (calibration_end - first) / DAY,
+                float(n),
+                net / n,
+                float(later),
+            )
+        )
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    counts = dict(history.counts)
+    counts["customers"] = len(ids)
+    counts["customers_first_order_after_cut"] = new_in_holdout
+    return Summary(
+        customer_ids=tuple(ids),
+        x=arr[:, 0].copy(),
+        t_x=arr[:, 1].copy(),
+        T=arr[:, 2].copy(),
+        n=arr[:, 3].copy(),
+        mean_value=arr[:, 4].copy(),
+        holdout=arr[:, 5].copy(),
+        calibration_end=calibration_end,
+        observation_end=end,
+        counts=counts,
+    )
+
+
+def fit_summary(
+    summary: Summary,
+    currency: str = "USD",
+    source: str = "",
+    clv_horizon_days: float = 365.0,
+    monthly_discount: float = 0.01,
+    model_version: str | None = None,
+) -> Model:
+    """Fit BG/NBD on every customer and Gamma-Gamma on repeat customers with value > 0."""
+    if summary.x.size < 10:
+        raise FitError(f"{summary.x.size} customers with orders before the cut: too few to fit")
+    bg_params, bg_report = bgnbd.fit(summary.x, summary.t_x, summary.T)
+    # Gamma-Gamma learns the within-customer spread, which one order cannot show; a mean
+    # of 0 (all refunded) has zero density under a Gamma, so those are left out too.
+    repeat = (summary.n >= 2) & (summary.mean_value > 0)
+    if int(repeat.sum()) < 10:
+        raise FitError(f"{int(repeat.sum())} repeat customers with spend: too few to fit spend")
+    gg_params, gg_report = gamma_gamma.fit(summary.n[repeat], summary.mean_value[repeat])
+    counts = dict(summary.counts)
+    counts["spend_customers"] = int(repeat.sum())
+    return Model(
+        model_version=model_version or model_version_for(bg_params, gg_params),
+        currency=currency,
+        bgnbd=bg_params,
+        gamma_gamma=gg_params,
+        clv_horizon_days=clv_horizon_days,
+        monthly_discount=monthly_discount,
+        fit=ModelFit(
+            bgnbd=bg_report,
+            gamma_gamma=gg_report,
+            calibration_end=_rfc3339(summary.calibration_end),
+            source=source,
+            counts=counts,
+        ),
+    )
+
+
+def fit_history(
+    path: str | Path,
+    calibration_end: datetime | str | float | None = None,
+    *,
+    rates: Mapping[str, float] | None = None,
+    base_currency: str = "USD",
+    clv_horizon_days: float = 365.0,
+    monthly_discount: float = 0.01,
+    model_version: str | None = None,
+) -> Model:
+    """Read an order history and fit the model on orders before `calibration_end`.
+
+    calibration_end defaults to just after the latest event in the file (fit on all of it).
+    """
+    history = read_history(path, rates, base_currency)
+    if calibration_end is None:
+        if not math.isfinite(history.last_event):
+            raise FitError(f"{path}: no event with a valid occurred_at")
+        cut = math.floor(history.last_event) + 1.0
+    else:
+        cut = to_epoch(calibration_end)
+    return fit_summary(
+        summarize(history, cut),
+        currency=base_currency,
+        source=Path(path).name,
+        clv_horizon_days=clv_horizon_days,
+        monthly_discount=monthly_discount,
+        model_version=model_version,
+    )
+
+
+def fit_command(
+    history: Path,
+    out: Path,
+    calibration_end: str | None = None,
+    *,
+    rates: Mapping[str, float] | None = None,
+    base_currency: str = "USD",
+    clv_horizon_days: float = 365.0,
+    monthly_discount: float = 0.01,
+    model_version: str | None = None,
+    allow_unconverged: bool = False,
+    console: Console | None = None,
+) -> Model:
+    """`gradestream fit HISTORY.jsonl --out MODEL.json`: fit, print a report, write the model.
+
+    A fit that did not converge (or ended on a parameter bound) is not written unless
+    `allow_unconverged`: a model deployed into the stream should be one we trust. Raises
+    FitError (with the report already printed) or ValueError for a bad argument.
+    """
+    con = console or Console(stderr=True)
+    model = fit_history(
+        history,
+        calibration_end,
+        rates=rates,
+        base_currency=base_currency,
+        clv_horizon_days=clv_horizon_days,
+        monthly_discount=monthly_discount,
+        model_version=model_version,
+    )
+    con.print(report_table(model))
+    assert model.fit is not None  # fit_history always records how it fitted
+    failed = [
+        name
+        for name, rep in (("BG/NBD", model.fit.bgnbd), ("Gamma-Gamma", model.fit.gamma_gamma))
+        if not rep.converged
+    ]
+    if failed and not allow_unconverged:
+        raise FitError(f"{' and '.join(failed)} did not converge; {out} not written")
+    out.write_text(model.to_json(), encoding="utf-8")
+    con.print(f"wrote {out} (model_version {model.model_version})")
+    return model
+
+
+def report_table(model: Model) -> Group:
+    """Rich tables: the parameters with standard errors, how each fit went, the reading counts."""
+    fit = model.fit
+    params = Table(title=f"model {model.model_version}: parameters")
+    for name in ("model", "parameter", "estimate", "std. error"):
+        params.add_column(name, justify="left" if name in ("model", "parameter") else "right")
+    bg_se = fit.bgnbd.se if fit else {}
+    gg_se = fit.gamma_gamma.se if fit else {}
+    for name, value in zip(("r", "alpha", "a", "b"), model.bgnbd.as_tuple(), strict=True):
+        unit = " (days)" if name == "alpha" else ""
+        params.add_row("BG/NBD", name + unit, f"{value:.4g}", _se(bg_se.get(name)))
+    for name, value in zip(("p", "q", "v"), model.gamma_gamma.as_tuple(), strict=True):
+        unit = f" ({model.currency})" if name == "v" else ""
+        params.add_row("Gamma-Gamma", name + unit, f"{value:.4g}", _se(gg_se.get(name)))
+    if fit is None:
+        return Group(params)
+    fits = Table(title=f"fit (orders before {fit.calibration_end})")
+    for name in ("model", "log-likelihood", "customers", "converged", "iterations"):
+        fits.add_column(name, justify="left" if name == "model" else "right")
+    for label, rep in (("BG/NBD", fit.bgnbd), ("Gamma-Gamma", fit.gamma_gamma)):
+        state = "yes" if rep.converged else "[red]NO[/red]"
+        if rep.at_bound:
+            state += f" (at bound: {', '.join(rep.at_bound)})"
+        fits.add_row(
+            label, f"{rep.log_likelihood:.2f}", str(rep.n_customers), state, str(rep.iterations)
+        )
+    counts = Table(title=f"history {fit.source}")
+    counts.add_column("count")
+    counts.add_column("value", justify="right")
+    for key in sorted(fit.counts):
+        counts.add_row(key, str(fit.counts[key]))
+    return Group(params, fits, counts)
+
+
+def _se(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
