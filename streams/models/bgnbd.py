@@ -48,6 +48,7 @@ __all__ = [
     "log_likelihood",
     "p_alive",
     "p_alive_age",
+    "p_no_purchase",
     "unconditional_expected_purchases",
 ]
 
@@ -138,6 +139,26 @@ def expected_purchases(params: BgNbdParams, t: float, x: int, t_x: float, T: flo
     c = a + b + x - 1.0
     h = float(hyp2f1(r + x, a - 1.0, c, -t / (alpha + T)))
     return c / (a - 1.0) * (1.0 - h) * p_alive(params, x, t_x, T)
+
+
+def p_no_purchase(params: BgNbdParams, t: float, x: int, t_x: float, T: float) -> float:
+    """P(no purchase in (T, T + t] | x, t_x, T): the model's own "goes quiet" probability.
+
+    A dead customer buys nothing; an alive one with rate lambda buys nothing for t days
+    with probability e^(-lambda t), and integrating lambda over its posterior (the same
+    Gamma integral as the likelihood, with alpha + T + t for alpha + T) gives
+    P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x). So
+
+        P(Y(t) = 0) = 1 - P(alive) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)).
+
+    Unlike P(alive) it is informative for one-order customers (x = 0, P(alive) = 1): the
+    longer ago their only order, the lower their posterior rate and the likelier silence.
+    """
+    if t <= 0:
+        return 1.0
+    r, alpha = params.r, params.alpha
+    quiet_if_alive = math.exp(-(r + x) * math.log1p(t / (alpha + T)))
+    return 1.0 - p_alive(params, x, t_x, T) * (1.0 - quiet_if_alive)
 
 
 def unconditional_expected_purchases(params: BgNbdParams, t: float) -> float:

@@ -63,6 +63,9 @@ class Scores(NamedTuple):
     expected_90d: float
     expected_365d: float
     clv: float  # in the model's currency, over clv_horizon_days, discounted monthly
+    # P(no order in the next 90 days): unlike P(alive), informative for one-order customers
+    # (see bgnbd.p_no_purchase and docs/models.md on which to use as the churn signal).
+    p_no_order_90d: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +251,8 @@ def score(
     mean_order_value: float,
     value_orders: int | None = None,
 ) -> Scores:
-    """Score one customer: P(alive), expected repeat orders in 90 and 365 days, and CLV.
+    """Score one customer: P(alive), expected repeat orders in 90 and 365 days, CLV, and
+    P(no order in the next 90 days).
 
     x: repeat orders (live orders - 1); t_x_days: days from the first to the last order;
     T_days: days from the first order to now; mean_order_value: mean net value of the
@@ -281,6 +285,7 @@ def score(
 
     e90 = expected(90.0)
     e365 = expected(365.0)
+    quiet90 = 1.0 - alive * (1.0 - math.exp(-big_a * math.log1p(90.0 / base)))
     # Expected order value (see gamma_gamma.expected_order_value).
     gg = model.gamma_gamma
     n = x + 1 if value_orders is None else value_orders
@@ -300,7 +305,7 @@ def score(
             upto = e365 if end == 365.0 else expected(end)
             total += (upto - before) * factor
             before = upto
-    return Scores(alive, e90, e365, total * value)
+    return Scores(alive, e90, e365, total * value, quiet90)
 
 
 # ---- validation helpers ------------------------------------------------------------------

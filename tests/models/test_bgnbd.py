@@ -8,10 +8,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, stats
 
 from streams.models import bgnbd
-from streams.models.bgnbd import BgNbdParams, expected_purchases, p_alive, p_alive_age
+from streams.models.bgnbd import (
+    BgNbdParams,
+    expected_purchases,
+    p_alive,
+    p_alive_age,
+    p_no_purchase,
+)
 from tests.models.sim import simulate_bgnbd
 
 # CDNOW (FHL 2005, fitted in weeks); the closed forms are invariant to the time unit when
@@ -67,6 +73,40 @@ def test_closed_forms_match_quadrature(
     assert expected_purchases(par, t, x, t_x, T) == pytest.approx(expected_q, rel=1e-7)
 
 
+@pytest.mark.parametrize("par", [CDNOW, OTHER])
+@pytest.mark.parametrize(("t", "x", "t_x", "T"), CASES)
+def test_p_no_purchase_matches_quadrature(
+    par: BgNbdParams, t: float, x: int, t_x: float, T: float
+) -> None:
+    # Given (lambda, p) the joint factorises, so every piece is a 1-D integral, and here
+    # lambda is integrated numerically too (nothing borrowed from the closed forms):
+    # P(no purchase in t, data) = E_p[(1-p)^x] * E_lambda[lambda^x e^(-lambda (T + t))];
+    # P(data) = E_p[(1-p)^x] * E_l[l^x e^(-l T)] + [x>0] E_p[p (1-p)^(x-1)] * E_l[l^x e^(-l t_x)].
+    r, alpha, a, b = par.as_tuple()
+
+    def over_lambda(s: float) -> float:
+        def f(lam: float) -> float:
+            return float(lam**x * math.exp(-lam * s) * stats.gamma.pdf(lam, r, scale=1 / alpha))
+
+        # Split at 1 / alpha: the Gamma density's spike at 0 (r < 1) sits left of it.
+        split = 1.0 / alpha
+        # Relative tolerance only: these integrals are ~1e-9, below quad's default epsabs.
+        tol = {"limit": 200, "epsabs": 0.0, "epsrel": 1e-11}
+        pieces = (
+            integrate.quad(f, 0, split, **tol),
+            integrate.quad(f, split, np.inf, **tol),
+        )
+        return float(sum(val for val, _ in pieces))
+
+    alive_p = _beta_quad(lambda p: (1 - p) ** x, a, b)
+    dead_p = _beta_quad(lambda p: p * (1 - p) ** (x - 1), a, b) if x > 0 else 0.0
+    data = alive_p * over_lambda(T) + (dead_p * over_lambda(t_x) if x > 0 else 0.0)
+    alive_quiet = alive_p * over_lambda(T + t)
+    # Dead customers are quiet for sure; the alive ones only if no purchase comes.
+    want = 1 - (alive_p * over_lambda(T) - alive_quiet) / data
+    assert p_no_purchase(par, t, x, t_x, T) == pytest.approx(want, rel=1e-7)
+
+
 def test_cdnow_published_conditional_expectation() -> None:
     # FHL 2005, section 5: the customer with x = 2, t_x = 30.43, T = 38.86 (weeks) is expected
     # to make 1.226 purchases in the next 39 weeks. The quadrature above agrees independently.
@@ -108,6 +148,17 @@ def test_p_alive_limits() -> None:
     ages = [p_alive(days, 5, 100.0, 100.0 + d) for d in range(0, 1000, 50)]
     assert ages == sorted(ages, reverse=True)
     assert p_alive(days, 10_000, 1.0, 5000.0) == 0.0
+
+
+def test_p_no_purchase_limits() -> None:
+    days = BgNbdParams(r=0.243, alpha=4.414 * 7, a=0.793, b=2.426)
+    assert p_no_purchase(days, 0.0, 3, 50.0, 80.0) == 1.0
+    # Never below the chance of being dead, and it grows as the only order recedes (x = 0,
+    # where P(alive) is stuck at 1 and says nothing).
+    assert p_no_purchase(days, 90, 3, 50.0, 400.0) >= 1 - p_alive(days, 3, 50.0, 400.0)
+    quiet = [p_no_purchase(days, 90, 0, 0.0, T) for T in (1.0, 30.0, 180.0, 720.0)]
+    assert quiet == sorted(quiet)
+    assert quiet[0] < quiet[-1] < 1.0
 
 
 def test_expected_purchases_monotone() -> None:

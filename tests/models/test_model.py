@@ -11,7 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.models.bgnbd import BgNbdParams, FitReport, expected_purchases, p_alive
+from streams.models.bgnbd import (
+    BgNbdParams,
+    FitReport,
+    expected_purchases,
+    p_alive,
+    p_no_purchase,
+)
 from streams.models.gamma_gamma import GammaGammaParams, expected_order_value
 from streams.models.model import Model, ModelError, ModelFit, load_model, score
 
@@ -122,6 +128,7 @@ def test_score_agrees_with_the_model_functions() -> None:
         s = score(model, x, t_x, T, m)
         assert s.p_alive == pytest.approx(p_alive(BG, x, t_x, T), rel=1e-12)
         assert s.expected_90d == pytest.approx(expected_purchases(BG, 90, x, t_x, T), rel=1e-12)
+        assert s.p_no_order_90d == pytest.approx(p_no_purchase(BG, 90, x, t_x, T), rel=1e-12)
         e365 = expected_purchases(BG, 365, x, t_x, T)
         assert s.expected_365d == pytest.approx(e365, rel=1e-12)
         # Undiscounted CLV over 365 days: expected purchases times expected order value.
