@@ -306,13 +306,17 @@ def fit_history(
 
     calibration_end defaults to just after the latest event in the file (fit on all of it).
     """
+    # Refuse bad arguments before the (possibly long) read, with the MODEL.json key names.
+    if not (math.isfinite(clv_horizon_days) and 0 < clv_horizon_days <= 3660):
+        raise ValueError("clv.horizon_days: must be a number in (0, 3660]")
+    if not (math.isfinite(monthly_discount) and 0 <= monthly_discount < 1):
+        raise ValueError("clv.monthly_discount: must be a number in [0, 1)")
+    cut = None if calibration_end is None else to_epoch(calibration_end)
     history = read_history(path, rates, base_currency)
-    if calibration_end is None:
+    if cut is None:
         if not math.isfinite(history.last_event):
             raise FitError(f"{path}: no event with a valid occurred_at")
         cut = math.floor(history.last_event) + 1.0
-    else:
-        cut = to_epoch(calibration_end)
     return fit_summary(
         summarize(history, cut),
         currency=base_currency,
@@ -326,7 +330,7 @@ def fit_history(
 def fit_command(
     history: Path,
     out: Path,
-    calibration_end: str | None = None,
+    calibration_end: datetime | str | float | None = None,
     *,
     rates: Mapping[str, float] | None = None,
     base_currency: str = "USD",

@@ -42,6 +42,7 @@ __all__ = [
     "ModelFit",
     "Scores",
     "load_model",
+    "quiet_age",
     "score",
 ]
 
@@ -306,6 +307,43 @@ def score(
             total += (upto - before) * factor
             before = upto
     return Scores(alive, e90, e365, total * value, quiet90)
+
+
+def quiet_age(model: Model, x: int, t_x_days: float, level: float) -> float | None:
+    """The age T (days since the first order) at which `Scores.p_no_order_90d` reaches `level`.
+
+    Without a new order the quiet probability only rises with T (P(alive) falls and the
+    posterior rate shrinks), so this is when a churn band built on it next changes: the
+    core's next_due can use it instead of re-scoring on every sweep. Bisection to 1e-6 days
+    on [t_x, t_x + 100 years]; None when it never gets there in that span (level >= 1).
+    """
+    bg = model.bgnbd
+    r, alpha, a, b = bg.r, bg.alpha, bg.a, bg.b
+    x = max(0, x)
+    t_x = 0.0 if x == 0 else max(0.0, t_x_days)
+    k = r + x
+    log_d = math.log(a / (b + x - 1)) if x > 0 else 0.0
+
+    def quiet(T: float) -> float:
+        if x == 0:
+            alive = 1.0
+        else:
+            log_odds = log_d + k * math.log((alpha + T) / (alpha + t_x))
+            alive = 0.0 if log_odds > 700.0 else 1.0 / (1.0 + math.exp(log_odds))
+        return 1.0 - alive * (1.0 - math.exp(-k * math.log1p(90.0 / (alpha + T))))
+
+    lo, hi = t_x, t_x + 36_525.0
+    if quiet(lo) >= level:
+        return lo
+    if quiet(hi) < level:
+        return None
+    while hi - lo > 1e-6:
+        mid = 0.5 * (lo + hi)
+        if quiet(mid) >= level:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 # ---- validation helpers ------------------------------------------------------------------

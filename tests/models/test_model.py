@@ -19,7 +19,7 @@ from streams.models.bgnbd import (
     p_no_purchase,
 )
 from streams.models.gamma_gamma import GammaGammaParams, expected_order_value
-from streams.models.model import Model, ModelError, ModelFit, load_model, score
+from streams.models.model import Model, ModelError, ModelFit, load_model, quiet_age, score
 
 BG = BgNbdParams(r=0.243, alpha=4.414 * 7, a=0.793, b=2.426)  # CDNOW, in days
 GG = GammaGammaParams(p=6.25, q=3.74, v=15.44)
@@ -168,3 +168,18 @@ def test_score_is_cheap() -> None:
     per_call = (time.perf_counter() - start) / len(calls)
     # ~15 us measured on a laptop core; a generous bound so a loaded CI box does not flake.
     assert per_call < 200e-6
+
+
+def test_quiet_age_is_when_the_quiet_probability_reaches_a_level() -> None:
+    model = _model()
+    for x, t_x in [(0, 0.0), (3, 80.0), (20, 300.0)]:
+        now = score(model, x, t_x, t_x, 50.0).p_no_order_90d
+        for level in (0.5, 0.8, 0.95):
+            age = quiet_age(model, x, t_x, level)
+            if level <= now:
+                assert age == t_x  # already there at the last order
+                continue
+            assert age is not None
+            assert score(model, x, t_x, age, 50.0).p_no_order_90d == pytest.approx(level, abs=1e-6)
+            assert score(model, x, t_x, age - 0.01, 50.0).p_no_order_90d < level
+    assert quiet_age(model, 3, 80.0, 1.0) is None
