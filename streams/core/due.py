@@ -18,7 +18,7 @@ from streams.core.measures import (
     recency_component,
     score_of,
 )
-from streams.core.state import CustomerState
+from streams.core.state import I_CALL, I_FULL_PRICE, I_INQUIRY, I_SITE_STORE, I_VISIT, CustomerState
 
 
 def _first_after(t0: int, cands: list[int]) -> int | None:
@@ -72,16 +72,79 @@ def orders_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     return best
 
 
-def interaction_day_due(day: int, c: CompiledPolicy) -> tuple[int, int]:
-    """A day's interactions move to the earlier half, then leave the intent window."""
-    return (day + c.intent_half_days) * DAY, (day + c.intent_days) * DAY
+def engagement_sensitive(k: ChurnCore, c: CompiledPolicy) -> bool:
+    """Could the engagement term alone, whatever its value, move the churn band now?
+
+    When it cannot, the days sliding through the intent window's halves need no wake-up:
+    `churn_due` then assumes the worst engagement, so the earliest moment it could matter
+    is still a due time.
+    """
+    if c.w_engagement <= 0:
+        return False
+    low = band_of(score_of(k.recency, k.base, c), c)
+    return band_of(score_of(k.recency, k.base + c.w_engagement, c), c) != low
 
 
-def interactions_due(s: CustomerState, c: CompiledPolicy) -> int | None:
-    cands: list[int] = []
-    for day in s.idays:
-        cands.extend(interaction_day_due(day, c))
-    return _first_after(s.as_of, cands)
+def engagement_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """The next midnight at which a day's interactions change half or leave the window."""
+    t0 = s.as_of
+    today = t0 // DAY
+    half, width = c.intent_half_days, c.intent_days
+    best = None
+    for d in s.idays:
+        x = (d + half) * DAY if d + half > today else (d + width) * DAY
+        if x > t0 and (best is None or x < best):
+            best = x
+    return best
+
+
+def intent_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """When an intent indicator now at A falls back, its evidence leaving the window.
+
+    An indicator needing k units drops when the k-th most recent unit's day expires.
+    Indicators not at A cannot reach A by time alone.
+    """
+    today = s.as_of // DAY
+    width = c.intent_days
+    lo = today - width
+    visits: list[tuple[int, int]] = []
+    calls: list[tuple[int, int]] = []
+    sites: list[tuple[int, int]] = []
+    asks: list[tuple[int, int]] = []
+    full: list[tuple[int, int]] = []
+    for d, b in s.idays.items():
+        if d <= lo:
+            continue
+        if b[I_VISIT] or b[I_SITE_STORE]:
+            visits.append((d, 1))
+        if b[I_SITE_STORE]:
+            sites.append((d, b[I_SITE_STORE]))
+        if b[I_CALL]:
+            calls.append((d, b[I_CALL]))
+        if b[I_INQUIRY]:
+            asks.append((d, b[I_INQUIRY]))
+        if b[I_FULL_PRICE]:
+            full.append((d, b[I_FULL_PRICE]))
+    best = None
+    for units, need in (
+        (visits, c.repeat_visit_days),
+        (calls, c.min_calls),
+        (sites, c.min_site_store),
+        (asks, c.min_purchase_inquiries),
+        (full, 1),
+    ):
+        if not units or sum(n for _, n in units) < need:
+            continue
+        units.sort(reverse=True)
+        got = 0
+        for d, n in units:
+            got += n
+            if got >= need:
+                x = (d + width) * DAY
+                if best is None or x < best:
+                    best = x
+                break
+    return best
 
 
 def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
@@ -104,12 +167,17 @@ def holds_due(s: CustomerState, c: CompiledPolicy) -> int | None:
 
 
 def churn_due(
-    s: CustomerState, c: CompiledPolicy, p: ChurnCore | None = None, before: int | None = None
+    s: CustomerState,
+    c: CompiledPolicy,
+    p: ChurnCore | None = None,
+    before: int | None = None,
+    worst_engagement: bool = False,
 ) -> int | None:
     """When the time since the last order alone lifts the churn score into the next band.
 
-    The other components are held at their current values: their own changes are in the
-    other parts, and the earliest candidate wins anyway. `p`: parts already computed at
+    The other components are held at their current values (their own changes are due
+    times of their own), or with `worst_engagement` the engagement term at its maximum
+    (used when engagement slides are not woken for). `p`: parts already computed at
     ``s.as_of``. With `before` (a due already known), returns None as soon as the answer
     is sure to be no earlier than it, skipping the exact search.
     """
@@ -118,8 +186,8 @@ def churn_due(
         return None
     if p is None:
         p = churn_core(s, s.as_of, c)
-    others = p.others
-    band = band_of(score_of(p.recency, others, c), c)
+    band = band_of(score_of(p.recency, p.others, c), c)
+    others = p.base + c.w_engagement if worst_engagement else p.others
     mins = c.band_mins
     if band + 1 >= len(mins):
         return None
@@ -144,13 +212,16 @@ def churn_due(
 
 def next_due_c(s: CustomerState, c: CompiledPolicy) -> int | None:
     """The earliest instant after ``s.as_of`` at which the grade may change by time alone."""
+    k = churn_core(s, s.as_of, c)
+    sensitive = engagement_sensitive(k, c)
     best = None
     for x in (
         orders_due(s, c),
-        interactions_due(s, c),
+        intent_due(s, c),
+        engagement_due(s, c) if sensitive else None,
         complaints_due(s, c),
         holds_due(s, c),
-        churn_due(s, c),
+        churn_due(s, c, k, worst_engagement=not sensitive),
     ):
         if x is not None and (best is None or x < best):
             best = x

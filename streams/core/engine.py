@@ -35,8 +35,10 @@ from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
     churn_due,
     complaints_due,
+    engagement_due,
+    engagement_sensitive,
     holds_due,
-    interaction_day_due,
+    intent_due,
     min_due,
     next_due_c,
     order_day_due,
@@ -54,9 +56,10 @@ from streams.core.folding import (
     fold_interaction,
     fold_order,
     fold_survey,
+    move_to,
 )
 from streams.core.grading import build_snapshot
-from streams.core.measures import churn_reasons, qualifying_tier
+from streams.core.measures import churn_core, churn_reasons, qualifying_tier
 from streams.core.policy import Policy
 from streams.core.state import (
     I_CALL,
@@ -118,6 +121,8 @@ _INTERACTION_SLOTS = {
     "survey_response": I_OTHER,
 }
 _SEVERITY = {"low": 0, "medium": 1, "high": 2}
+# Interaction slots behind an intent indicator (I_PRICE and I_OTHER feed engagement only).
+_INDICATOR_SLOTS = frozenset((I_VISIT, I_SITE_STORE, I_CALL, I_INQUIRY))
 
 
 @dataclass(slots=True)
@@ -295,12 +300,11 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
     if ts > s.as_of:
         if s.due is not None and s.due <= ts:
             out.extend(_advance(s, ts, c))
-        s.as_of = ts
+        move_to(s, ts)
     _remember(s, event_id, ts, c)
     s.seq += 1
     t = s.as_of
     due = s.due
-    parts = None
     if okind is not None:
         # Refunds, cancellations and a re-placed order_id (a correction) may take away the
         # spend a tier stood on: such a fall is at once. A new order can only raise it.
@@ -314,29 +318,35 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
         expiry = order_day_due(ts // 86_400, c)
         due = min_due(due, expiry if expiry > t else None)
         if full_price:  # the price-tolerance signal sits in the interaction day buckets
-            first, gone = interaction_day_due(ts // 86_400, c)
-            due = min_due(due, first if first > t else gone if gone > t else None)
-        due = min_due(due, churn_due(s, c, parts, due))
+            due = min_due(due, intent_due(s, c))
     elif slot >= 0:
-        day = fold_interaction(s, slot, ts, c)
+        fold_interaction(s, slot, ts, c)
         survey = etype == "survey_response"
         if survey:
             fold_survey(s, ts, event.get("nps", -1), event.get("csat", -1), event.get("ces", -1))
             due = min_due(due, complaints_due(s, c))
-        # Below the baseline the engagement component is 0 whatever the counts: the band
-        # cannot move, so the common interaction skips the churn re-grade altogether.
-        moves_churn = survey or s.eng_earlier >= c.engagement_min_baseline
-        trans, parts = settle(s, t, c, EVENT, orders=False, churn=moves_churn)
-        if day is not None:
-            first, gone = interaction_day_due(day, c)
-            due = min_due(due, first if first > t else gone)
-        if moves_churn:
-            due = min_due(due, churn_due(s, c, parts, due))
+        # An interaction moves churn only through engagement (or a survey answer): when
+        # engagement cannot move the band, the common interaction skips the re-grade.
+        parts = None if survey else churn_core(s, t, c, engagement=False)
+        moves_churn = parts is None or engagement_sensitive(parts, c)
+        trans, settled = settle(s, t, c, EVENT, orders=False, churn=moves_churn)
+        parts = settled or parts
+        if slot in _INDICATOR_SLOTS and s.idays:
+            # A new flip time of an intent indicator is never before the oldest
+            # interaction day leaves the window: when the due is earlier, skip the scan.
+            floor = (min(s.idays) + c.intent_days) * 86_400
+            if due is None or due > floor:
+                due = min_due(due, intent_due(s, c))
     else:
         fold_complaint(s, ckind, complaint_id, ts, severity, billing, c)
         trans, parts = settle(s, t, c, EVENT, orders=False)
         due = min_due(due, complaints_due(s, c))
-        due = min_due(due, churn_due(s, c, parts, due))
+    if parts is None:
+        parts = churn_core(s, t, c)
+    sensitive = engagement_sensitive(parts, c)
+    if sensitive:
+        due = min_due(due, engagement_due(s, c))
+    due = min_due(due, churn_due(s, c, parts, due, worst_engagement=not sensitive))
     s.due = min_due(due, holds_due(s, c))
     if trans:
         out.extend(_outputs(s, t, trans, _event_cause(event), c))

@@ -24,6 +24,7 @@ from streams.core.state import (
     C_SEVERITY,
     I_FULL_PRICE,
     I_KINDS,
+    I_TOTAL,
     NO_TS,
     O_ADJ_DAY,
     O_CANCEL,
@@ -239,17 +240,13 @@ def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
 def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) -> int | None:
     """Count one interaction; returns its day if it is inside the intent window, else None."""
     day = ts // DAY
-    today = s.as_of // DAY
-    if day <= today - c.intent_days:
+    if day <= s.as_of // DAY - c.intent_days:
         return None
     b = s.idays.get(day)
     if b is None:
         b = s.idays[day] = [0] * I_KINDS
     b[slot] += 1
-    if day > today - c.intent_half_days:
-        s.eng_recent += 1
-    else:
-        s.eng_earlier += 1
+    b[I_TOTAL] += 1
     return day
 
 
@@ -260,17 +257,9 @@ def fold_survey(s: CustomerState, ts: int, nps: int, csat: int, ces: int) -> Non
         s.survey = new
 
 
-def recount_engagement(s: CustomerState, c: CompiledPolicy) -> None:
-    today = s.as_of // DAY
-    mid = today - c.intent_half_days
-    recent = earlier = 0
-    for day, b in s.idays.items():
-        n = sum(b) - b[I_FULL_PRICE]
-        if day > mid:
-            recent += n
-        else:
-            earlier += n
-    s.eng_recent, s.eng_earlier = recent, earlier
+def move_to(s: CustomerState, t: int) -> None:
+    """Set as_of to a later ``t`` (nothing is cached per day, so nothing else to do)."""
+    s.as_of = t
 
 
 # --- complaints -------------------------------------------------------------------------
@@ -352,9 +341,6 @@ def prune(s: CustomerState, c: CompiledPolicy) -> None:
         ilo = today - c.intent_days
         for day in [d for d in s.idays if d <= ilo]:
             del s.idays[day]
-        recount_engagement(s, c)
-    else:
-        s.eng_recent = s.eng_earlier = 0
     if s.cdays:
         clo = today - c.complaint_days
         for day in [d for d in s.cdays if d <= clo]:

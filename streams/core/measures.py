@@ -17,6 +17,7 @@ from streams.core.state import (
     I_FULL_PRICE,
     I_INQUIRY,
     I_SITE_STORE,
+    I_TOTAL,
     I_VISIT,
     NO_TS,
     O_CANCELLED,
@@ -240,11 +241,7 @@ def churn_parts(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnParts:
     else:
         open_w = recent_w = comp = 0.0
     surv = 1.0 if s.survey is not None and any(poor_survey(s, t, c)) else 0.0
-    earlier = s.eng_earlier
-    if earlier >= c.engagement_min_baseline and s.eng_recent < earlier:
-        eng = 1.0 - s.eng_recent / earlier
-    else:
-        eng = 0.0
+    eng = engagement_component(s, t, c)
     return ChurnParts(rec, comp, surv, eng, days, cad, open_w, recent_w)
 
 
@@ -274,9 +271,38 @@ class ChurnCore(NamedTuple):
     others: float
     recency_days: int
     cadence_days: float
+    # `others` without the engagement term, and that term's component in [0, 1].
+    base: float
+    engagement: float
 
 
-def churn_core(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnCore:
+def engagement_counts(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[int, int]:
+    """Interactions in the recent and the earlier half of the intent window at ``t``."""
+    today = t // DAY
+    mid = today - c.intent_half_days
+    lo = today - c.intent_days
+    recent = earlier = 0
+    for day, b in s.idays.items():
+        if day > mid:
+            recent += b[I_TOTAL]
+        elif day > lo:
+            earlier += b[I_TOTAL]
+    return recent, earlier
+
+
+def engagement_component(s: CustomerState, t: int, c: CompiledPolicy) -> float:
+    """1 - recent/earlier when engagement fell from a baseline, else 0."""
+    if not s.idays:
+        return 0.0
+    recent, earlier = engagement_counts(s, t, c)
+    if earlier >= c.engagement_min_baseline and recent < earlier:
+        return 1.0 - recent / earlier
+    return 0.0
+
+
+def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = True) -> ChurnCore:
+    """Without `engagement`, the engagement term is left out (0): callers that know it
+    cannot move the band skip the scan of the interaction days."""
     last = s.last_order
     if last is None:
         rec, days, cad = 0.0, 0, 0.0
@@ -297,10 +323,11 @@ def churn_core(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnCore:
         others += c.w_complaints * min(1.0, open_w + recent_w)
     if s.survey is not None and any(poor_survey(s, t, c)):
         others += c.w_surveys * 1.0
-    earlier = s.eng_earlier
-    if earlier >= c.engagement_min_baseline and s.eng_recent < earlier:
-        others += c.w_engagement * (1.0 - s.eng_recent / earlier)
-    return ChurnCore(rec, others, days, cad)
+    base = others
+    eng = engagement_component(s, t, c) if engagement else 0.0
+    if eng > 0:
+        others += c.w_engagement * eng
+    return ChurnCore(rec, others, days, cad, base, eng)
 
 
 def churn_score(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int]:
@@ -360,13 +387,14 @@ def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str,
         if effort:
             found.append((w, 5, "high_effort", f"Latest effort (CES) answer is {ces} of 7"))
     if p.engagement > 0:
+        recent, earlier = engagement_counts(s, t, c)
         found.append(
             (
                 c.w_engagement * p.engagement,
                 6,
                 "falling_engagement",
-                f"{s.eng_recent} interactions in the last {c.intent_half_days} days against "
-                f"{s.eng_earlier} in the {c.intent_days - c.intent_half_days} days before",
+                f"{recent} interactions in the last {c.intent_half_days} days against "
+                f"{earlier} in the {c.intent_days - c.intent_half_days} days before",
             )
         )
     found.sort(key=lambda x: (-x[0], x[1]))

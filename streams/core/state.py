@@ -11,7 +11,7 @@ are int epoch seconds (UTC), days are ``epoch // 86400``. See docs/grading.md fo
 >>> decode(encode(s)) == s
 True
 >>> len(encode(s))
-122
+118
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "I_OTHER",
     "I_PRICE",
     "I_SITE_STORE",
+    "I_TOTAL",
     "I_VISIT",
     "NO_TS",
     "CustomerState",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 # Bumped when the encoded layout changes; decode refuses other versions.
-FORMAT = 1
+FORMAT = 2
 # "No time" inside record lists (order/complaint records), where None would cost a type.
 NO_TS = -(1 << 62)
 
@@ -51,7 +52,8 @@ I_INQUIRY = 3  # inquiry, purchase_inquiry
 I_PRICE = 4  # price_inquiry
 I_OTHER = 5  # email_open, email_click, support_chat, survey_response
 I_FULL_PRICE = 6  # orders placed at (near) full price: the price-tolerance signal
-I_KINDS = 7
+I_TOTAL = 7  # all interactions of the day (slots 0-5 summed): engagement without a sum()
+I_KINDS = 8
 
 # Order record slots: [placed_at, placed_cents, refunded_cents, cancelled, adj_day, cancel_cents]
 O_TS, O_PLACED, O_REFUNDED, O_CANCELLED, O_ADJ_DAY, O_CANCEL = range(6)
@@ -88,9 +90,6 @@ class CustomerState:
     reactivated_at: int | None = None
     # Interactions: day -> counts per I_* slot, for days inside the intent window.
     idays: dict[int, list[int]] = field(default_factory=dict)
-    # Interactions in the recent / earlier half of the intent window, as of as_of.
-    eng_recent: int = 0
-    eng_earlier: int = 0
     # complaint_id -> complaint record (see C_* slots); capped.
     complaints: dict[str, list[int]] = field(default_factory=dict)
     # Complaints opened: day -> [low, medium, high] inside the complaint window.
@@ -145,8 +144,6 @@ def encode(s: CustomerState) -> bytes:
             s.untracked_last,
             s.reactivated_at,
             _flat(s.idays),
-            s.eng_recent,
-            s.eng_earlier,
             s.complaints,
             _flat(s.cdays),
             s.survey,
@@ -166,7 +163,7 @@ def encode(s: CustomerState) -> bytes:
 def decode(data: bytes) -> CustomerState:
     """The inverse of `encode`; raises ValueError on bytes of another format."""
     v: list[Any] = orjson.loads(data)
-    if not isinstance(v, list) or not v or v[0] != FORMAT or len(v) != 29:
+    if not isinstance(v, list) or not v or v[0] != FORMAT or len(v) != 27:
         raise ValueError(f"not an encoded CustomerState of format {FORMAT}")
     days = _unflat(v[6])
     return CustomerState(
@@ -186,18 +183,16 @@ def decode(data: bytes) -> CustomerState:
         untracked_last=v[12],
         reactivated_at=v[13],
         idays=_unflat(v[14]),
-        eng_recent=v[15],
-        eng_earlier=v[16],
-        complaints=v[17],
-        cdays=_unflat(v[18]),
-        survey=v[19],
-        tier=v[20],
-        below_since=v[21],
-        stage=v[22],
-        band=v[23],
-        alerted=v[24],
-        alert_band=v[25],
-        last_alert=v[26],
-        seen=v[27],
-        dedup_floor=v[28],
+        complaints=v[15],
+        cdays=_unflat(v[16]),
+        survey=v[17],
+        tier=v[18],
+        below_since=v[19],
+        stage=v[20],
+        band=v[21],
+        alerted=v[22],
+        alert_band=v[23],
+        last_alert=v[24],
+        seen=v[25],
+        dedup_floor=v[26],
     )

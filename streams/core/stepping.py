@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from streams.core.compiled import CompiledPolicy
-from streams.core.due import next_due_c
-from streams.core.folding import prune
+from streams.core.due import engagement_sensitive, next_due_c
+from streams.core.folding import move_to, prune
 from streams.core.measures import (
     ChurnCore,
     band_of,
@@ -78,8 +78,13 @@ def settle_stage(s: CustomerState, t: int, c: CompiledPolicy) -> Transition | No
 def settle_churn(
     s: CustomerState, t: int, c: CompiledPolicy
 ) -> tuple[Transition | None, ChurnCore]:
-    """Alert when the band reaches the alert level or drops below it, at most once a cooldown."""
-    p = churn_core(s, t, c)
+    """Alert when the band reaches the alert level or drops below it, at most once a cooldown.
+
+    Engagement (a scan of the interaction days) is read only when it could move the band.
+    """
+    p = churn_core(s, t, c, engagement=False)
+    if engagement_sensitive(p, c):
+        p = churn_core(s, t, c)
     score = score_of(p.recency, p.others, c)
     band = band_of(score, c)
     name = c.band_names[band]
@@ -91,6 +96,8 @@ def settle_churn(
         return None, p  # held back; holds_due wakes the customer when the cooldown ends
     prev = s.alert_band or c.band_names[0]
     s.alerted, s.alert_band, s.last_alert = wants, name, t
+    exact = churn_core(s, t, c)  # the score the alert shows includes engagement
+    score = score_of(exact.recency, exact.others, c)
     return Transition(CHURN_RISK_CHANGED, prev, name, "raised" if wants else "cleared", score), p
 
 
@@ -146,7 +153,7 @@ def roll(
         if tr and on_step is not None:
             on_step(t, tr)
     if now > s.as_of:
-        s.as_of = now
+        move_to(s, now)
 
 
 def regrade(s: CustomerState, now: int, c: CompiledPolicy) -> list[Transition]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from streams.core import timefmt
 from streams.core.engine import advance, apply, new_state, snapshot
 from streams.core.grading import grade
+from streams.core.measures import churn_score, lifecycle, stage_name
 from streams.core.policy import load_policy
 from streams.core.state import encode
 from tests.core.builders import DAY, T0, Event, complaint, interaction, order
@@ -170,3 +171,18 @@ def test_grading_never_reads_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> 
     out.extend(advance(s, T0 + 900 * DAY, POLICY))
     assert out
     assert grade(s, T0 + 1000 * DAY, POLICY)["lifecycle"] == "churned"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(events(span=200 * DAY), min_size=1, max_size=40), st.integers(1, 400))
+def test_due_times_never_miss_a_change(evs: list[Event], days_after: int) -> None:
+    """Between due times nothing categorical may move: the held stage and band, kept only
+    at due times and events, equal a fresh evaluation at any instant."""
+    evs = sorted(evs, key=lambda e: str(e["occurred_at"]))
+    s, _ = _run(evs)
+    c = POLICY.compiled
+    for step in range(0, days_after * DAY, 5 * DAY + 7777):
+        t = s.as_of + step
+        advance(s, t, POLICY)
+        assert stage_name(s.stage) == stage_name(lifecycle(s, t, c))
+        assert (s.band or c.band_names[0]) == c.band_names[churn_score(s, t, c)[1]]
