@@ -328,9 +328,11 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
         # An interaction moves churn only through engagement (or a survey answer): when
         # engagement cannot move the band, the common interaction skips the re-grade.
         parts = None if survey else churn_core(s, t, c, engagement=False)
-        moves_churn = parts is None or engagement_sensitive(parts, c)
-        trans, settled = settle(s, t, c, EVENT, orders=False, churn=moves_churn)
-        parts = settled or parts
+        sensitive = parts is None or engagement_sensitive(parts, c)
+        trans, settled = settle(s, t, c, EVENT, orders=False, churn=sensitive)
+        if settled is not None:
+            parts = settled
+            sensitive = engagement_sensitive(parts, c)
         if slot in _INDICATOR_SLOTS and s.idays:
             # A new flip time of an intent indicator is never before the oldest
             # interaction day leaves the window: when the due is earlier, skip the scan.
@@ -343,7 +345,8 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
         due = min_due(due, complaints_due(s, c))
     if parts is None:
         parts = churn_core(s, t, c)
-    sensitive = engagement_sensitive(parts, c)
+    if okind is not None or slot < 0:
+        sensitive = engagement_sensitive(parts, c)
     if sensitive:
         due = min_due(due, engagement_due(s, c))
     due = min_due(due, churn_due(s, c, parts, due, worst_engagement=not sensitive))
