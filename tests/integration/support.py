@@ -7,7 +7,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -43,16 +43,12 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def faust_worker(
-    script: Path, datadir: Path, env: Mapping[str, str], web_port: int | None = None
+async def subprocess_worker(
+    argv: list[str], env: Mapping[str, str], log_path: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run `script` as a Faust worker (mode.Worker cannot run in a thread); SIGTERM it after.
-
-    Its output goes to datadir/worker.log, which a failing test can read.
-    """
-    argv = [str(script), "--datadir", str(datadir), "worker"]
-    argv += ["--web-port", str(web_port or free_port()), "--web-host", "127.0.0.1"]
-    with (datadir / "worker.log").open("wb") as log:
+    """Run a Faust worker as a subprocess (mode.Worker cannot run in a thread); SIGTERM it
+    after. Its output goes to `log_path`, which a failing test can read."""
+    with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             *argv,
@@ -71,3 +67,12 @@ async def faust_worker(
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+
+
+def faust_worker(
+    script: Path, datadir: Path, env: Mapping[str, str]
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """A Faust app script run as `script --datadir DIR worker --web-port N`."""
+    argv = [str(script), "--datadir", str(datadir), "worker"]
+    argv += ["--web-port", str(free_port()), "--web-host", "127.0.0.1"]
+    return subprocess_worker(argv, env, datadir / "worker.log")

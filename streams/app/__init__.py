@@ -1,0 +1,1 @@
+"""The Faust worker: a thin shell between Kafka topics, the RocksDB table and the core."""

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the worker, served at /metrics.
+
+prometheus_client keeps them in its default registry; one worker process, one set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("gradestream_events_in_total", "Input records read", ["topic"])
+DEAD_LETTERS = Counter(
+    "gradestream_dead_letters_total", "Input records sent to the dead-letter topic", ["reason"]
+)
+DUPLICATES = Counter("gradestream_duplicates_total", "Events seen before, applied once")
+OUTPUTS = Counter("gradestream_outputs_total", "Output events published", ["type"])
+PROCESSING_SECONDS = Histogram(
+    "gradestream_processing_seconds",
+    "Time from a record's Kafka timestamp to its grading (end-to-end latency inside the worker)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SWEEP_CUSTOMERS = Histogram(
+    "gradestream_sweep_customers",
+    "Customers found due by one sweep",
+    buckets=(0, 1, 10, 100, 1_000, 10_000, 100_000),
+)
+SWEEP_SECONDS = Histogram("gradestream_sweep_seconds", "Duration of one sweep")
+DUE_CUSTOMERS = Gauge("gradestream_due_index_size", "Customers with a future due time")
+CONSUMER_LAG = Gauge(
+    "gradestream_consumer_lag", "Records behind the end of each assigned partition", ["topic"]
+)
+REDIS_WRITES = Counter("gradestream_redis_snapshots_total", "Snapshots written to the Redis view")
