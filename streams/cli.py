@@ -179,6 +179,45 @@ def worker(
     run(settings, policy_or_exit(settings.policy), loglevel)
 
 
+@app.command()
+def fit(
+    history: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Order history, one JSON per line.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write MODEL.json.")],
+    policy: PolicyOption = None,
+    calibration_end: Annotated[
+        str | None,
+        typer.Option(help="Fit on orders before this RFC 3339 instant; default: the whole file."),
+    ] = None,
+    clv_horizon_days: Annotated[float, typer.Option(min=1, max=3660)] = 365.0,
+    monthly_discount: Annotated[float, typer.Option(min=0, max=0.99)] = 0.01,
+    allow_unconverged: Annotated[
+        bool, typer.Option(help="Write the model even if a fit did not converge.")
+    ] = False,
+) -> None:
+    """Fit the BG/NBD (churn) and Gamma-Gamma (value) model on an order history."""
+    from streams.models.history import FitError, fit_command
+
+    the_policy = policy_or_exit(policy)
+    cut = rfc3339(calibration_end) if calibration_end is not None else None
+    try:
+        fit_command(
+            history,
+            out,
+            cut,
+            rates=the_policy.currency.rates,
+            base_currency=the_policy.currency.base,
+            clv_horizon_days=clv_horizon_days,
+            monthly_discount=monthly_discount,
+            allow_unconverged=allow_unconverged,
+            console=console,
+        )
+    except FitError as exc:
+        console.print(f"[red]fit failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Policy file.")],

@@ -103,13 +103,18 @@ class GradingWorker:
         def internal(name: str, **extra: Any) -> faust.TopicT:
             return app.topic(name, internal=True, partitions=p, **extra)
 
-        # Keyed by the product's topic name (what contracts.decode checks types against);
-        # the Kafka topic behind each is whatever the settings name.
-        self.inputs = {
-            "orders": app.topic(settings.topic_orders, partitions=p),
-            "complaints": app.topic(settings.topic_complaints, partitions=p),
-            "interactions": app.topic(settings.topic_interactions, partitions=p),
-        }
+        # Input Kafka topics, each with the product topics (kinds of events) it carries.
+        # Usually one each; a deployment may send all events to one topic, which keeps a
+        # customer's events in one partition, in the order they were produced.
+        carried: dict[str, list[str]] = {}
+        for kind, name in (
+            ("orders", settings.topic_orders),
+            ("complaints", settings.topic_complaints),
+            ("interactions", settings.topic_interactions),
+        ):
+            carried.setdefault(name, []).append(kind)
+        self.inputs = {name: app.topic(name, partitions=p) for name in carried}
+        self.carries = {name: tuple(kinds) for name, kinds in carried.items()}
         self.outputs = {
             "tier_changed": internal(settings.topic_tier_changes),
             "churn_risk_changed": internal(settings.topic_churn_risk),
@@ -129,7 +134,7 @@ class GradingWorker:
     def _register(self) -> None:
         app = self.app
         for topic_name, topic in self.inputs.items():
-            app.agent(topic, name=f"grade-{topic_name}", concurrency=1)(
+            app.agent(topic, name=f"grade-{'-'.join(self.carries[topic_name])}", concurrency=1)(
                 self._input_agent(topic_name)
             )
         app.agent(self.ticks, name="ticks", concurrency=1)(self._tick_agent)
@@ -158,7 +163,13 @@ class GradingWorker:
         key: bytes | None = message.key
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
-            decoded = decode(value, topic_name, key)
+            kinds = self.carries[topic_name]
+            decoded = decode(value, kinds[0] if len(kinds) == 1 else None, key)
+            if not isinstance(decoded, Rejection) and decoded.topic not in kinds:
+                decoded = Rejection(
+                    "wrong_topic",
+                    f"/type: {decoded.event['type']!r} does not belong on {topic_name!r}",
+                )
             if isinstance(decoded, Rejection):
                 await self._dead_letter(value, key, source, decoded)
                 return
