@@ -91,6 +91,7 @@ __all__ = [
     "event_time",
     "new_state",
     "regrade_for_policy",
+    "revision",
     "snapshot",
 ]
 
@@ -129,8 +130,11 @@ _INDICATOR_SLOTS = frozenset((I_VISIT, I_SITE_STORE, I_CALL, I_INQUIRY))
 class Result:
     """What `apply` did: outputs to send, or why the event was refused.
 
-    `changed`: the state was mutated and must be persisted. A duplicate is not a
-    rejection: nothing changes, no outputs, `duplicate` is True.
+    `changed`: the event was accepted, so the state was mutated (persist it) and the
+    snapshot differs from the one before the call (seq grew by one; `revision` moved).
+    False exactly when nothing changed at all: a rejection, or a duplicate (not a
+    rejection: no outputs, `duplicate` is True). Snapshot changes are never hidden: an
+    accepted event always bumps seq, so a consumer ordering by (as_of, seq) sees it.
     """
 
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -359,8 +363,14 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
 def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:
     """Let time pass to ``now`` (in place): re-grade at each due time <= now in turn.
 
-    Outputs carry the due time as occurred_at and cause kind "inactivity", whenever the
-    sweep runs. Ends with as_of = max(as_of, now).
+    Outputs carry the due time as occurred_at and cause kind "inactivity". ``as_of`` ends
+    at the last due time processed (unchanged when none was due: ``state.due`` is a lower
+    bound, so a wake-up may process nothing; ``state.due`` is then refreshed to the exact
+    next due). So the state and its snapshot depend on the events alone, never on when
+    sweeps run; for the grade at an arbitrary ``now`` use `grading.grade` (pure).
+
+    Whether the snapshot changed: compare `revision(state)` before and after, i.e.
+    ``(as_of, seq)``; the state must be persisted when that or ``state.due`` moved.
     """
     c = policy.compiled
     out: list[dict[str, Any]] = []
@@ -371,6 +381,17 @@ def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, An
             state.policy_version = c.version
     out.extend(_advance(state, now, c))
     return out
+
+
+def revision(state: CustomerState) -> tuple[int, int]:
+    """``(as_of, seq)``: the snapshot (`snapshot`) changes exactly when this does.
+
+    Every snapshot field is a function of the state at as_of; the state changes only by
+    an accepted event (seq + 1), a policy re-grade (seq + 1) or a processed due time (as_of
+    moves to it). A call that leaves this unchanged changed nothing a snapshot shows, and
+    the worker need not publish one (it may still have refreshed ``state.due``).
+    """
+    return state.as_of, state.seq
 
 
 def regrade_for_policy(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:

@@ -240,14 +240,27 @@ def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
 def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) -> int | None:
     """Count one interaction; returns its day if it is inside the intent window, else None."""
     day = ts // DAY
-    if day <= s.as_of // DAY - c.intent_days:
+    lo = s.as_of // DAY - c.intent_days
+    if day <= lo:
         return None
     b = s.idays.get(day)
     if b is None:
         b = s.idays[day] = [0] * I_KINDS
+        _drop_stale_idays(s, lo)
     b[slot] += 1
     b[I_TOTAL] += 1
     return day
+
+
+def _drop_stale_idays(s: CustomerState, lo: int) -> None:
+    """Forget interaction days already out of the window (nothing reads them any more).
+
+    Their leaving is not always a due time (only when it can move a grade), so a new day
+    bucket sweeps the old ones: the state stays bounded between due times.
+    """
+    idays = s.idays
+    for d in [d for d in idays if d <= lo]:
+        del idays[d]
 
 
 def fold_survey(s: CustomerState, ts: int, nps: int, csat: int, ces: int) -> None:

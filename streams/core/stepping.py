@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import engagement_sensitive, next_due_c
-from streams.core.folding import move_to, prune
+from streams.core.folding import prune
 from streams.core.measures import (
     ChurnCore,
     band_of,
@@ -138,22 +138,34 @@ def roll(
     now: int,
     c: CompiledPolicy,
     on_step: Callable[[int, list[Transition]], None] | None = None,
-) -> None:
-    """Re-grade at every due time <= now in turn; end with as_of = max(as_of, now).
+) -> bool:
+    """Re-grade at every due time <= now in turn; True if at least one was processed.
+
+    ``s.as_of`` ends at the LAST due time processed, never at ``now``: the state, and so
+    the snapshot, are a function of the events alone, not of when sweeps happen to run.
+    ``s.due`` may be a lower bound (`apply` keeps one): the exact next due is computed
+    first, and when it is after ``now`` nothing is processed, as_of stays, and ``s.due``
+    is refreshed to that exact time.
 
     `on_step(t, transitions)` runs at each step that changed something, while the state
     is still as of ``t`` (outputs quote the grade of their own time, not of ``now``).
     """
-    while s.due is not None and s.due <= now:
-        t = s.due if s.due > s.as_of else s.as_of  # never let as_of go back
-        s.as_of = t
+    due = s.due
+    if due is None or due > now:
+        return False
+    due = next_due_c(s, c)
+    stepped = False
+    while due is not None and due <= now:
+        s.as_of = due  # due times are always after as_of
         prune(s, c)
-        tr, _ = settle(s, t, c, TIME)
-        s.due = next_due_c(s, c)
+        tr, _ = settle(s, due, c, TIME)
+        t, due = due, next_due_c(s, c)
+        s.due = due
+        stepped = True
         if tr and on_step is not None:
             on_step(t, tr)
-    if now > s.as_of:
-        move_to(s, now)
+    s.due = due
+    return stepped
 
 
 def regrade(s: CustomerState, now: int, c: CompiledPolicy) -> list[Transition]:

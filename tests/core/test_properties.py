@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core import timefmt
-from streams.core.engine import advance, apply, new_state, snapshot
+from streams.core.engine import advance, apply, new_state, revision, snapshot
 from streams.core.grading import grade
 from streams.core.measures import churn_score, lifecycle, stage_name
 from streams.core.policy import load_policy
@@ -186,3 +186,78 @@ def test_due_times_never_miss_a_change(evs: list[Event], days_after: int) -> Non
         advance(s, t, POLICY)
         assert stage_name(s.stage) == stage_name(lifecycle(s, t, c))
         assert (s.band or c.band_names[0]) == c.band_names[churn_score(s, t, c)[1]]
+
+
+def _with_sweeps(evs: list[Event], cuts: list[float]) -> tuple[Any, list[Event], int]:
+    """Apply sorted events with an extra advance at a fraction of each gap (cut < 0: none)."""
+    s = new_state("cust-1")
+    out: list[Event] = []
+    sweeps = 0
+    prev = None
+    for ev, cut in zip(evs, cuts, strict=True):
+        t = timefmt.parse_rfc3339(str(ev["occurred_at"]))
+        if prev is not None and cut >= 0:
+            out.extend(advance(s, prev + int((t - prev) * cut), POLICY))
+            sweeps += 1
+        out.extend(apply(s, ev, POLICY).outputs)
+        prev = t
+    return s, out, sweeps
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(events(span=300 * DAY), st.floats(-1, 1)), min_size=1, max_size=40),
+    st.integers(0, 500),
+)
+def test_extra_sweeps_between_events_change_nothing(
+    pairs: list[tuple[Event, float]], tail_days: int
+) -> None:
+    """Sweeps at arbitrary moments between events (beyond the due-driven ones inside
+    `apply`) give the same outputs and the same final snapshot, as_of included."""
+    pairs = sorted(pairs, key=lambda p: str(p[0]["occurred_at"]))
+    evs = [e for e, _ in pairs]
+    plain, out_plain, _ = _with_sweeps(evs, [-1.0] * len(evs))
+    swept, out_swept, _ = _with_sweeps(evs, [cut for _, cut in pairs])
+    assert out_swept == out_plain
+    assert snapshot(swept, POLICY) == snapshot(plain, POLICY)
+    last = plain.as_of
+    end = last + tail_days * DAY
+    # A sweep at the end too, and the pure grade at an arbitrary later instant.
+    out_plain.extend(advance(plain, end, POLICY))
+    for day in range(0, tail_days, 17):
+        out_swept.extend(advance(swept, last + day * DAY, POLICY))
+    out_swept.extend(advance(swept, end, POLICY))
+    assert out_swept == out_plain
+    assert snapshot(swept, POLICY) == snapshot(plain, POLICY)
+    assert grade(swept, end + 3 * DAY, POLICY) == grade(plain, end + 3 * DAY, POLICY)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(events(span=300 * DAY), st.floats(-1, 1)), min_size=1, max_size=30),
+    st.data(),
+)
+def test_changed_says_whether_the_snapshot_changed(
+    pairs: list[tuple[Event, float]], data: st.DataObject
+) -> None:
+    """`Result.changed` and a moved `revision` both mean: the snapshot is not the same."""
+    pairs = sorted(pairs, key=lambda p: str(p[0]["occurred_at"]))
+    s = new_state("cust-1")
+    prev = None
+    for ev, cut in pairs:
+        t = timefmt.parse_rfc3339(str(ev["occurred_at"]))
+        if prev is not None and cut >= 0:
+            before, rev = snapshot(s, POLICY), revision(s)
+            advance(s, prev + int((t - prev) * cut), POLICY)
+            assert (revision(s) != rev) == (snapshot(s, POLICY) != before)
+        before, rev = snapshot(s, POLICY), revision(s)
+        if data.draw(st.booleans()):  # sometimes a duplicate or a late copy first
+            old = data.draw(st.sampled_from([e for e, _ in pairs]))
+            r = apply(s, old, POLICY)
+            if not r.changed:
+                assert (snapshot(s, POLICY), revision(s)) == (before, rev)
+            before, rev = snapshot(s, POLICY), revision(s)
+        r = apply(s, ev, POLICY)
+        assert r.changed == (r.rejection is None and not r.duplicate)
+        assert r.changed == (revision(s) != rev) == (snapshot(s, POLICY) != before)
+        prev = t
