@@ -15,10 +15,19 @@ from streams.core.measures import (
     ChurnCore,
     band_of,
     churn_core,
+    intent_conditions,
     recency_component,
     score_of,
 )
-from streams.core.state import I_CALL, I_FULL_PRICE, I_INQUIRY, I_SITE_STORE, I_VISIT, CustomerState
+from streams.core.state import (
+    I_CALL,
+    I_FULL_PRICE,
+    I_INQUIRY,
+    I_SITE_STORE,
+    I_TOTAL,
+    I_VISIT,
+    CustomerState,
+)
 
 
 def _first_after(t0: int, cands: list[int]) -> int | None:
@@ -98,6 +107,44 @@ def engagement_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     return best
 
 
+def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
+    """For each intent indicator now at A, the instant it falls back (one per indicator)."""
+    today = s.as_of // DAY
+    width = c.intent_days
+    lo = today - width
+    needs = (
+        c.repeat_visit_days,
+        c.min_calls,
+        c.min_site_store,
+        c.min_purchase_inquiries,
+        1,
+    )
+    got = [0, 0, 0, 0, 0]
+    falls: list[int] = []
+    left = 5
+    for d in sorted(s.idays, reverse=True):
+        if d <= lo:
+            break
+        b = s.idays[d]
+        for i, n in enumerate(
+            (
+                1 if b[I_VISIT] or b[I_SITE_STORE] else 0,
+                b[I_CALL],
+                b[I_SITE_STORE],
+                b[I_INQUIRY],
+                b[I_FULL_PRICE],
+            )
+        ):
+            if n and got[i] < needs[i]:
+                got[i] += n
+                if got[i] >= needs[i]:
+                    falls.append((d + width) * DAY)
+                    left -= 1
+        if not left:
+            break
+    return falls
+
+
 def intent_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     """When an intent indicator now at A falls back, its evidence leaving the window.
 
@@ -166,6 +213,31 @@ def holds_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     return _first_after(s.as_of, cands)
 
 
+def _recency_cross(
+    last: int, cad: float, others: float, band: int, t_from: int, c: CompiledPolicy
+) -> int | None:
+    """First instant after ``t_from`` at which recency alone lifts the score above `band`.
+
+    `others`: the other components, weighted and summed, held constant. None: never.
+    """
+    mins = c.band_mins
+    if band + 1 >= len(mins):
+        return None
+    target = mins[band + 1]
+    if score_of(1.0, others, c) < target:
+        return None
+    now_days = (t_from - last) // DAY
+    need = (target - others) / c.w_recency
+    guess = cad * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
+    d = max(now_days + 1, math.ceil(guess))
+    # Float rounding may put the guess a day off either way: settle on the exact first day.
+    while d - 1 > now_days and score_of(recency_component(d - 1, cad, c), others, c) >= target:
+        d -= 1
+    while score_of(recency_component(d, cad, c), others, c) < target:
+        d += 1
+    return last + d * DAY
+
+
 def churn_due(
     s: CustomerState,
     c: CompiledPolicy,
@@ -177,9 +249,9 @@ def churn_due(
 
     The other components are held at their current values (their own changes are due
     times of their own), or with `worst_engagement` the engagement term at its maximum
-    (used when engagement slides are not woken for). `p`: parts already computed at
-    ``s.as_of``. With `before` (a due already known), returns None as soon as the answer
-    is sure to be no earlier than it, skipping the exact search.
+    (used when engagement cannot move the band now: a lower bound of when it could).
+    `p`: parts already computed at ``s.as_of``. With `before` (a due already known),
+    returns None as soon as the answer is sure to be no earlier than it.
     """
     last = s.last_order
     if last is None or c.w_recency <= 0:
@@ -194,37 +266,137 @@ def churn_due(
     target = mins[band + 1]
     if score_of(1.0, others, c) < target:
         return None
-    cad, now_days = p.cadence_days, p.recency_days
-    need = (target - others) / c.w_recency
-    guess = cad * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
-    d = max(now_days + 1, math.ceil(guess))
-    # The 4-place rounding moves the crossing by well under a day for any sane cadence;
-    # two days of margin keep the shortcut a true lower bound.
-    if before is not None and last + (d - 2) * DAY >= before:
+    if before is not None:
+        # The 4-place rounding moves the crossing by well under a day for any sane
+        # cadence; two days of margin keep the shortcut a true lower bound.
+        need = (target - others) / c.w_recency
+        guess = p.cadence_days * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
+        d = max(p.recency_days + 1, math.ceil(guess))
+        if last + (d - 2) * DAY >= before:
+            return None
+    return _recency_cross(last, p.cadence_days, others, band, s.as_of, c)
+
+
+def band_due(
+    s: CustomerState, c: CompiledPolicy, p: ChurnCore, before: int | None = None
+) -> int | None:
+    """The first instant after ``s.as_of`` at which the churn band changes by time alone,
+    from recency and engagement together (complaint and survey expiries are due times of
+    their own, so the other components are held).
+
+    `p`: the exact parts at ``s.as_of`` (engagement included). Engagement is constant
+    between the midnights at which a day's interactions change half or leave the
+    window; between them only recency moves, and only upwards. So: walk those midnights
+    in order, checking the recency crossing inside each stretch and the band at each
+    midnight. With `before`, gives up (None) once the answer cannot be earlier.
+    """
+    t0 = s.as_of
+    band = band_of(score_of(p.recency, p.others, c), c)
+    last = s.last_order
+    use_recency = last is not None and c.w_recency > 0
+    today = t0 // DAY
+    half, width = c.intent_half_days, c.intent_days
+    mid, lo = today - half, today - width
+    # day -> (change of recent, change of earlier) at that midnight
+    steps: dict[int, list[int]] = {}
+    recent = earlier = 0
+    for d, b in s.idays.items():
+        if d <= lo:
+            continue
+        n = b[I_TOTAL]
+        if d > mid:
+            recent += n
+            step = steps.get(d + half)
+            if step is None:
+                steps[d + half] = [-n, n]
+            else:
+                step[0] -= n
+                step[1] += n
+        else:
+            earlier += n
+        step = steps.get(d + width)
+        if step is None:
+            steps[d + width] = [0, -n]
+        else:
+            step[1] -= n
+    base, w_e, need_base = p.base, c.w_engagement, c.engagement_min_baseline
+    others = p.others
+    t_from = t0
+    cad = p.cadence_days
+    for day in sorted(steps):
+        m = day * DAY
+        if use_recency:
+            assert last is not None
+            x = _recency_cross(last, cad, others, band, t_from, c)
+            if x is not None and x < m:
+                return x
+        if before is not None and m >= before:
+            return None
+        dr, de = steps[day]
+        recent += dr
+        earlier += de
+        eng = 1.0 - recent / earlier if earlier >= need_base and recent < earlier else 0.0
+        others = base + w_e * eng if eng > 0 else base
+        if use_recency:
+            assert last is not None
+            days = (m - last) // DAY
+            rec = recency_component(days, cad, c)
+        else:
+            rec = 0.0
+        if band_of(score_of(rec, others, c), c) != band:
+            return m
+        t_from = m
+    if not use_recency:
         return None
-    # Float rounding may put the guess a day off either way: settle on the exact first day.
-    while d - 1 > now_days and score_of(recency_component(d - 1, cad, c), others, c) >= target:
-        d -= 1
-    while score_of(recency_component(d, cad, c), others, c) < target:
-        d += 1
-    return last + d * DAY
+    assert last is not None
+    return _recency_cross(last, cad, others, band, t_from, c)
 
 
-def next_due_c(s: CustomerState, c: CompiledPolicy) -> int | None:
-    """The earliest instant after ``s.as_of`` at which the grade may change by time alone."""
-    k = churn_core(s, s.as_of, c)
-    sensitive = engagement_sensitive(k, c)
-    best = None
-    for x in (
-        orders_due(s, c),
-        intent_due(s, c),
-        engagement_due(s, c) if sensitive else None,
-        complaints_due(s, c),
-        holds_due(s, c),
-        churn_due(s, c, k, worst_engagement=not sensitive),
-    ):
+def intent_grade_due(s: CustomerState, c: CompiledPolicy) -> int | None:
+    """When the intent grade falls by time alone: enough indicators now at A falling back
+    to cross the matrix's next threshold (5 and 3 with both conditions at A, 5 with one).
+
+    The conditions change by time only at order-day and survey expiries, due times of
+    their own.
+    """
+    ability, satisfaction = intent_conditions(s, s.as_of, c)
+    if not (ability or satisfaction):
+        return None
+    falls = indicator_falls(s, c)
+    n = len(falls)
+    if ability and satisfaction:
+        if n >= 5:
+            drop = 1  # A -> B at the first fall
+        elif n >= 3:
+            drop = n - 2  # B -> C when fewer than 3 remain
+        else:
+            return None
+    elif n >= 5:
+        drop = 1  # C -> D
+    else:
+        return None
+    falls.sort()
+    return falls[drop - 1]
+
+
+def next_due_c(s: CustomerState, c: CompiledPolicy, k: ChurnCore | None = None) -> int | None:
+    """The earliest instant after ``s.as_of`` at which the grade may change by time alone.
+
+    `k`: the churn parts at ``s.as_of``, if already known (`settle` gives them); they may
+    leave engagement out only when `engagement_sensitive(k)` is False.
+    """
+    if k is None:
+        k = churn_core(s, s.as_of, c)
+    best = orders_due(s, c)
+    for x in (intent_grade_due(s, c), complaints_due(s, c), holds_due(s, c)):
         if x is not None and (best is None or x < best):
             best = x
+    if engagement_sensitive(k, c):
+        x = band_due(s, c, k, best)
+    else:
+        x = churn_due(s, c, k, best, worst_engagement=True)
+    if x is not None and (best is None or x < best):
+        best = x
     return best
 
 

@@ -33,12 +33,12 @@ from typing import Any
 
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
+    band_due,
     churn_due,
     complaints_due,
-    engagement_due,
     engagement_sensitive,
     holds_due,
-    intent_due,
+    intent_grade_due,
     min_due,
     next_due_c,
     order_day_due,
@@ -59,7 +59,7 @@ from streams.core.folding import (
     move_to,
 )
 from streams.core.grading import build_snapshot
-from streams.core.measures import churn_core, churn_reasons, qualifying_tier
+from streams.core.measures import ChurnCore, churn_core, churn_reasons, qualifying_tier
 from streams.core.policy import Policy
 from streams.core.state import (
     I_CALL,
@@ -309,6 +309,7 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
     s.seq += 1
     t = s.as_of
     due = s.due
+    # s.due stays a lower bound: the old one covers every part the event leaves alone.
     if okind is not None:
         # Refunds, cancellations and a re-placed order_id (a correction) may take away the
         # spend a tier stood on: such a fall is at once. A new order can only raise it.
@@ -317,47 +318,59 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
         fold_order(s, okind, order_id, ts, cents, full_price, c)
         at_once = takes and qualifying_tier(s, c) < q_before
         trans, parts = settle(s, t, c, EVENT, at_once=at_once)
-        # Incremental: the old due already covers the older days' window expiry.
         due = min_due(due, order_times_due(s, c))
         expiry = order_day_due(ts // 86_400, c)
         due = min_due(due, expiry if expiry > t else None)
-        if full_price:  # the price-tolerance signal sits in the interaction day buckets
-            due = min_due(due, intent_due(s, c))
+        # Spend moves the ability to pay; a full-price order is an intent indicator.
+        due = min_due(due, intent_grade_due(s, c))
+        due = _churn_due(s, c, parts, due)
     elif slot >= 0:
         fold_interaction(s, slot, ts, c)
-        survey = etype == "survey_response"
-        if survey:
+        if etype == "survey_response":
             fold_survey(s, ts, event.get("nps", -1), event.get("csat", -1), event.get("ces", -1))
+            trans, parts = settle(s, t, c, EVENT, orders=False)
             due = min_due(due, complaints_due(s, c))
-        # An interaction moves churn only through engagement (or a survey answer): when
-        # engagement cannot move the band, the common interaction skips the re-grade.
-        parts = None if survey else churn_core(s, t, c, engagement=False)
-        sensitive = parts is None or engagement_sensitive(parts, c)
-        trans, settled = settle(s, t, c, EVENT, orders=False, churn=sensitive)
-        if settled is not None:
-            parts = settled
-            sensitive = engagement_sensitive(parts, c)
-        if slot in _INDICATOR_SLOTS and s.idays:
-            # A new flip time of an intent indicator is never before the oldest
-            # interaction day leaves the window: when the due is earlier, skip the scan.
-            floor = (min(s.idays) + c.intent_days) * 86_400
-            if due is None or due > floor:
-                due = min_due(due, intent_due(s, c))
+            due = min_due(due, intent_grade_due(s, c))
+            due = _churn_due(s, c, parts, due)
+        else:
+            # An interaction moves churn only through engagement: when engagement cannot
+            # move the band (this depends on recency and the other components only, which
+            # an interaction leaves alone), the old due still covers churn.
+            parts = churn_core(s, t, c, engagement=False)
+            if engagement_sensitive(parts, c):
+                trans, parts = settle(s, t, c, EVENT, orders=False)
+                due = _churn_due(s, c, parts, due)
+            else:
+                trans = []
+            if slot in _INDICATOR_SLOTS:
+                # An indicator falls back when a day leaves the window: never before the
+                # oldest day does. When the due is earlier already, skip the scan.
+                floor = (min(s.idays) + c.intent_days) * 86_400
+                if due is None or due > floor:
+                    due = min_due(due, intent_grade_due(s, c))
     else:
         fold_complaint(s, ckind, complaint_id, ts, severity, billing, c)
         trans, parts = settle(s, t, c, EVENT, orders=False)
         due = min_due(due, complaints_due(s, c))
-    if parts is None:
-        parts = churn_core(s, t, c)
-    if okind is not None or slot < 0:
-        sensitive = engagement_sensitive(parts, c)
-    if sensitive:
-        due = min_due(due, engagement_due(s, c))
-    due = min_due(due, churn_due(s, c, parts, due, worst_engagement=not sensitive))
-    s.due = min_due(due, holds_due(s, c))
+        due = min_due(due, intent_grade_due(s, c))
+        due = _churn_due(s, c, parts, due)
+    s.due = due
     if trans:
         out.extend(_outputs(s, t, trans, _event_cause(event), c))
     return Result(outputs=out, changed=True)
+
+
+def _churn_due(
+    s: CustomerState, c: CompiledPolicy, parts: ChurnCore | None, due: int | None
+) -> int | None:
+    """`due` lowered to the next band change by time and the end of any hold (tier grace,
+    alert cooldown), after an event re-graded churn at ``s.as_of``."""
+    due = min_due(due, holds_due(s, c))
+    if parts is None:
+        parts = churn_core(s, s.as_of, c)
+    if engagement_sensitive(parts, c):
+        return min_due(due, band_due(s, c, parts, due))
+    return min_due(due, churn_due(s, c, parts, due, worst_engagement=True))
 
 
 def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:

@@ -139,8 +139,8 @@ class Intent(NamedTuple):
     indicators: tuple[bool, bool, bool, bool, bool]
 
 
-def intent(s: CustomerState, t: int, c: CompiledPolicy) -> Intent:
-    """Two conditions and five indicators -> A..E (product.md §2; docs/grading.md)."""
+def intent_conditions(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool]:
+    """(ability to pay, satisfaction) at ``t``."""
     billing_open = worst_open = -1
     for r in s.complaints.values():
         if is_open(r):
@@ -148,7 +148,15 @@ def intent(s: CustomerState, t: int, c: CompiledPolicy) -> Intent:
             if r[C_BILLING]:
                 billing_open = 1
     ability = max(0, s.win_cents) >= c.ability_min_cents and billing_open < 0
-    satisfaction = worst_open <= c.satisfied_max_severity and not any(poor_survey(s, t, c))
+    satisfaction = worst_open <= c.satisfied_max_severity and not (
+        s.survey is not None and any(poor_survey(s, t, c))
+    )
+    return ability, satisfaction
+
+
+def intent(s: CustomerState, t: int, c: CompiledPolicy) -> Intent:
+    """Two conditions and five indicators -> A..E (product.md §2; docs/grading.md)."""
+    ability, satisfaction = intent_conditions(s, t, c)
     lo = t // DAY - c.intent_days
     visit_days = calls = site_store = inquiries = full_price = 0
     for day, b in s.idays.items():

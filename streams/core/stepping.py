@@ -158,8 +158,8 @@ def roll(
     while due is not None and due <= now:
         s.as_of = due  # due times are always after as_of
         prune(s, c)
-        tr, _ = settle(s, due, c, TIME)
-        t, due = due, next_due_c(s, c)
+        tr, parts = settle(s, due, c, TIME)
+        t, due = due, next_due_c(s, c, parts)
         s.due = due
         stepped = True
         if tr and on_step is not None:
