@@ -108,40 +108,39 @@ def engagement_due(s: CustomerState, c: CompiledPolicy) -> int | None:
 
 
 def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
-    """For each intent indicator now at A, the instant it falls back (one per indicator)."""
-    today = s.as_of // DAY
+    """For each intent indicator now at A, the instant it falls back (one per indicator):
+    when the day of its k-th most recent unit (k = what it needs) leaves the window."""
+    idays = s.idays
+    lo = s.as_of // DAY - c.intent_days
     width = c.intent_days
-    lo = today - width
-    needs = (
-        c.repeat_visit_days,
-        c.min_calls,
-        c.min_site_store,
-        c.min_purchase_inquiries,
-        1,
-    )
-    got = [0, 0, 0, 0, 0]
+    visits, calls, sites = c.repeat_visit_days, c.min_calls, c.min_site_store
+    asks, full = c.min_purchase_inquiries, 1
     falls: list[int] = []
-    left = 5
-    for d in sorted(s.idays, reverse=True):
+    for d in sorted(idays, reverse=True):
         if d <= lo:
             break
-        b = s.idays[d]
-        for i, n in enumerate(
-            (
-                1 if b[I_VISIT] or b[I_SITE_STORE] else 0,
-                b[I_CALL],
-                b[I_SITE_STORE],
-                b[I_INQUIRY],
-                b[I_FULL_PRICE],
-            )
-        ):
-            if n and got[i] < needs[i]:
-                got[i] += n
-                if got[i] >= needs[i]:
-                    falls.append((d + width) * DAY)
-                    left -= 1
-        if not left:
-            break
+        b = idays[d]
+        x = (d + width) * DAY
+        site = b[I_SITE_STORE]
+        if visits > 0 and (b[I_VISIT] or site):
+            visits -= 1
+            if not visits:
+                falls.append(x)
+        if sites > 0 and site:
+            sites -= site
+            if sites <= 0:
+                falls.append(x)
+        if calls > 0 and b[I_CALL]:
+            calls -= b[I_CALL]
+            if calls <= 0:
+                falls.append(x)
+        if asks > 0 and b[I_INQUIRY]:
+            asks -= b[I_INQUIRY]
+            if asks <= 0:
+                falls.append(x)
+        if full > 0 and b[I_FULL_PRICE]:
+            full = 0
+            falls.append(x)
     return falls
 
 
@@ -323,13 +322,16 @@ def band_due(
     others = p.others
     t_from = t0
     cad = p.cadence_days
+    mins = c.band_mins
+    target = mins[band + 1] if band + 1 < len(mins) else 2.0
     for day in sorted(steps):
         m = day * DAY
         if use_recency:
             assert last is not None
-            x = _recency_cross(last, cad, others, band, t_from, c)
-            if x is not None and x < m:
-                return x
+            # Recency only rises inside the stretch: a crossing before m shows at its end.
+            end = recency_component((m - 1 - last) // DAY, cad, c)
+            if score_of(end, others, c) >= target:
+                return _recency_cross(last, cad, others, band, t_from, c)
         if before is not None and m >= before:
             return None
         dr, de = steps[day]

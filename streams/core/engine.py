@@ -231,8 +231,13 @@ def event_time(event: dict[str, Any]) -> int:
     return parse_rfc3339(event["occurred_at"])
 
 
-def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result:
+def apply(
+    state: CustomerState, event: dict[str, Any], policy: Policy, *, at: int | None = None
+) -> Result:
     """Fold one validated input event into `state` (in place) and return the outputs.
+
+    `at`: ``event_time(event)`` when the caller has read it already (replay does, for its
+    stream time); it must be exactly that.
 
     Order of work: refuse what cannot be applied (bad time, other customer, duplicate,
     too late, unknown currency) without touching the state; advance to the event's time
@@ -244,7 +249,7 @@ def apply(state: CustomerState, event: dict[str, Any], policy: Policy) -> Result
     try:
         etype = event["type"]
         event_id = event["event_id"]
-        ts = parse_rfc3339(event["occurred_at"])
+        ts = parse_rfc3339(event["occurred_at"]) if at is None else at
     except (KeyError, TypeError, ValueError) as err:
         return _refuse("invalid_event", f"cannot read type/event_id/occurred_at: {err!r}")
     if event.get("customer_id") != s.customer_id:
