@@ -227,6 +227,57 @@ def policy_check(
     console.print(f"[green]ok[/green]: {file} is a valid policy, version {loaded.policy_version}")
 
 
+topics_app = typer.Typer(help="Kafka topics: create them all, or compare the cluster with them.")
+app.add_typer(topics_app, name="topics")
+
+ReplicationOption = Annotated[
+    int | None,
+    typer.Option(
+        "--replication-factor",
+        min=1,
+        envvar="GRADESTREAM_TOPICS_REPLICATION_FACTOR",
+        help="Replicas per partition; default: 3, or the number of brokers if fewer.",
+    ),
+]
+
+
+@topics_app.command("create")
+def topics_create(replication_factor: ReplicationOption = None) -> None:
+    """Create every topic gradestream uses (names, partitions from GRADESTREAM_* settings);
+    existing topics are reported and left as they are. Exit 1 if a creation failed."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+    from streams.topics import create_command
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print(f"[red]settings refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not create_command(settings, replication_factor, Console()):
+        raise typer.Exit(1)
+
+
+@topics_app.command("describe")
+def topics_describe() -> None:
+    """Compare the cluster's topics with what the settings expect; exit 1 on a mismatch
+    (a missing topic, another partition count or cleanup policy)."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+    from streams.topics import describe_command
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print(f"[red]settings refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not describe_command(settings, Console()):
+        console.print("[red]the cluster does not match the settings[/red]")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
