@@ -94,19 +94,6 @@ def engagement_sensitive(k: ChurnCore, c: CompiledPolicy) -> bool:
     return band_of(score_of(k.recency, k.base + c.w_engagement, c), c) != low
 
 
-def engagement_due(s: CustomerState, c: CompiledPolicy) -> int | None:
-    """The next midnight at which a day's interactions change half or leave the window."""
-    t0 = s.as_of
-    today = t0 // DAY
-    half, width = c.intent_half_days, c.intent_days
-    best = None
-    for d in s.idays:
-        x = (d + half) * DAY if d + half > today else (d + width) * DAY
-        if x > t0 and (best is None or x < best):
-            best = x
-    return best
-
-
 def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
     """For each intent indicator now at A, the instant it falls back (one per indicator):
     when the day of its k-th most recent unit (k = what it needs) leaves the window."""
@@ -142,55 +129,6 @@ def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
             full = 0
             falls.append(x)
     return falls
-
-
-def intent_due(s: CustomerState, c: CompiledPolicy) -> int | None:
-    """When an intent indicator now at A falls back, its evidence leaving the window.
-
-    An indicator needing k units drops when the k-th most recent unit's day expires.
-    Indicators not at A cannot reach A by time alone.
-    """
-    today = s.as_of // DAY
-    width = c.intent_days
-    lo = today - width
-    visits: list[tuple[int, int]] = []
-    calls: list[tuple[int, int]] = []
-    sites: list[tuple[int, int]] = []
-    asks: list[tuple[int, int]] = []
-    full: list[tuple[int, int]] = []
-    for d, b in s.idays.items():
-        if d <= lo:
-            continue
-        if b[I_VISIT] or b[I_SITE_STORE]:
-            visits.append((d, 1))
-        if b[I_SITE_STORE]:
-            sites.append((d, b[I_SITE_STORE]))
-        if b[I_CALL]:
-            calls.append((d, b[I_CALL]))
-        if b[I_INQUIRY]:
-            asks.append((d, b[I_INQUIRY]))
-        if b[I_FULL_PRICE]:
-            full.append((d, b[I_FULL_PRICE]))
-    best = None
-    for units, need in (
-        (visits, c.repeat_visit_days),
-        (calls, c.min_calls),
-        (sites, c.min_site_store),
-        (asks, c.min_purchase_inquiries),
-        (full, 1),
-    ):
-        if not units or sum(n for _, n in units) < need:
-            continue
-        units.sort(reverse=True)
-        got = 0
-        for d, n in units:
-            got += n
-            if got >= need:
-                x = (d + width) * DAY
-                if best is None or x < best:
-                    best = x
-                break
-    return best
 
 
 def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
