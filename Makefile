@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo        run gradestream end to end on the local broker and Redis"
 	@echo "make test        lint, type-check and run every test (starts Kafka and Redis if needed)"
-	@echo "make lint        ruff and mypy only"
+	@echo "make lint        ruff, mypy, deploy/ validation, generated docs up to date"
 	@echo "make format      apply ruff's formatting and safe fixes"
 	@echo "make kafka-up    start the local single-node Kafka (prints the bootstrap address)"
 	@echo "make kafka-down  stop it"
@@ -41,10 +41,15 @@ redis-up:
 redis-down:
 	@deploy/redis/redis.sh down
 
+# Also validates deploy/ without Docker or a cluster (compose-spec and Kubernetes schemas
+# vendored by PyPI packages; deploy/validate.py) and that the generated docs are current.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/validate.py
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
+	$(BIN)/python deploy/validate.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
