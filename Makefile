@@ -50,6 +50,7 @@ lint: $(STAMP)
 	$(BIN)/mypy deploy/validate.py
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 	$(BIN)/python deploy/validate.py
+	$(BIN)/python -m streams.docgen --check
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
