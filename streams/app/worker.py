@@ -80,8 +80,11 @@ class GradingWorker:
         self.due = DueIndex()
         # Ready once the first assignment has been recovered and indexed (the /health probe).
         self.ready = False
-        # Highest event time this worker has seen: "now" under the event clock.
+        # Highest event time this worker has seen, overall and per input partition, and
+        # the next offset to process per input partition: "now" under the event clock.
         self.stream_time = 0
+        self.partition_time: dict[TopicPartition, int] = {}
+        self.next_offset: dict[TopicPartition, int] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -162,6 +165,8 @@ class GradingWorker:
         value: bytes = message.value or b""
         key: bytes | None = message.key
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        tp = TopicPartition(message.topic, message.partition)
+        self.next_offset[tp] = message.offset + 1
         try:
             kinds = self.carries[topic_name]
             decoded = decode(value, kinds[0] if len(kinds) == 1 else None, key)
@@ -189,6 +194,8 @@ class GradingWorker:
                 return
             event_time = engine.event_time(decoded.event)
             self.stream_time = max(self.stream_time, event_time)
+            if event_time > self.partition_time.get(tp, 0):
+                self.partition_time[tp] = event_time
             await self._store(state, result.outputs)
             metrics.PROCESSING_SECONDS.observe(max(0.0, time.time() - message.timestamp))
         except Exception as exc:  # a bug must not stop the worker nor lose the record
@@ -259,8 +266,30 @@ class GradingWorker:
 
     def now(self) -> int:
         if self.settings.clock == "event":
-            return self.stream_time
+            return self.event_now()
         return int(time.time())
+
+    def event_now(self) -> int:
+        """The event clock: the highest event time read, held back to the time of the
+        slowest input partition that still has records to read.
+
+        Partitions are fetched at their own pace: while one is far behind another, its
+        customers must not be swept to the leader's time, or their own pending events
+        would come too late (refused as too_late) or be graded out of order. Caught-up
+        partitions do not hold the clock, so at the end every customer is swept to the
+        highest event time, as replay sweeps them.
+        """
+        consumer = self.app.consumer
+        committed: dict[Any, Any] = getattr(consumer, "_committed_offset", {})
+        now = self.stream_time
+        for tp in consumer.assignment():
+            if tp.topic not in self.inputs:
+                continue
+            highwater = consumer.highwater(tp)
+            done = self.next_offset.get(tp, committed.get(tp) or 0)
+            if highwater is None or done < highwater:
+                now = min(now, self.partition_time.get(tp, 0))
+        return now
 
     async def _sweep(self) -> None:
         now = self.now()
@@ -278,7 +307,8 @@ class GradingWorker:
         items = ((k.decode(), decode_state(v).due) for k, v in self.customers.items())
         self.due.rebuild(items, keep=lambda _: True)
         if self.settings.clock == "event":
-            # The event clock restarts from the stored states, as replay would continue.
+            # The event clock restarts from the stored states, as replay would continue
+            # (held back by partitions still behind, see event_now).
             self.stream_time = max(self.stream_time, self._max_as_of())
         self.ready = True
         log.info("due index: %d customers in %.2fs", len(self.due), time.perf_counter() - started)

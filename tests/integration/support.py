@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.conftest import REPO
+from streams.core.policy import load_policy
+from streams.replay import replay_file
+from streams.simulate import SimRecord, generate, write_jsonl
+from streams.sinks.redis_view import RedisView
+from tests.conftest import REPO, TopicFactory
 
 Record = tuple[bytes | None, bytes]
 
@@ -76,3 +87,256 @@ def faust_worker(
     argv = [str(script), "--datadir", str(datadir), "worker"]
     argv += ["--web-port", str(free_port()), "--web-host", "127.0.0.1"]
     return subprocess_worker(argv, env, datadir / "worker.log")
+
+
+# -- a gradestream worker deployment: unique topics, Redis prefix, datadir, web port ------
+
+INPUTS = ("orders", "complaints", "interactions")
+OUTPUTS = ("tier-changes", "churn-risk", "lifecycle-changes")
+OUTPUT_TYPE = {
+    "tier-changes": "tier_changed",
+    "churn-risk": "churn_risk_changed",
+    "lifecycle-changes": "lifecycle_changed",
+}
+
+
+@dataclass
+class Deployment:
+    """One worker's unique topic names, Redis prefix and environment.
+
+    `replica(n)` is another worker of the same app (same app id, topics and prefix) with a
+    datadir and web port of its own, as a second machine would run it.
+    """
+
+    kafka: str
+    redis_url: str
+    datadir: Path
+    topics: dict[str, str]
+    web_port: int = field(default_factory=free_port)
+    prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, clock: str = "event") -> dict[str, str]:
+        env = {
+            **os.environ,
+            "GRADESTREAM_APP_ID": f"{self.prefix}-app",
+            "GRADESTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "GRADESTREAM_REDIS_URL": self.redis_url,
+            "GRADESTREAM_REDIS_KEY_PREFIX": self.prefix,
+            "GRADESTREAM_CLOCK": clock,
+            "GRADESTREAM_DATADIR": str(self.datadir),
+            "GRADESTREAM_WEB_PORT": str(self.web_port),
+            "GRADESTREAM_SWEEP_INTERVAL_SECONDS": "0.5",
+        }
+        for topic, name in self.topics.items():
+            env[f"GRADESTREAM_TOPIC_{topic.upper().replace('-', '_')}"] = name
+        env.update(self.extra_env)
+        return env
+
+    def worker(self, clock: str = "event", log_name: str = "worker.log") -> Any:
+        argv = ["-m", "streams.cli", "worker", "--loglevel", "info"]
+        return subprocess_worker(argv, self.env(clock), self.datadir / log_name)
+
+    def replica(self, n: int) -> Deployment:
+        datadir = self.datadir.with_name(f"{self.datadir.name}-{n}")
+        datadir.mkdir(exist_ok=True)
+        return replace(self, datadir=datadir, web_port=free_port())
+
+    def logs(self) -> list[Path]:
+        return sorted(self.datadir.glob("*.log"))
+
+
+async def make_deployment(
+    kafka: str, redis_url: str, new_topic: TopicFactory, tmp_path: Path, one_topic: bool
+) -> Deployment:
+    """Unique input topics (4 partitions; one for all kinds, or one per kind) and names for
+    the topics the worker declares itself."""
+    if one_topic:
+        events = await new_topic("events", partitions=4)
+        topics = dict.fromkeys(INPUTS, events)
+    else:
+        topics = {name: await new_topic(name, partitions=4) for name in INPUTS}
+    unique = uuid.uuid4().hex[:8]
+    for name in (*OUTPUTS, "customer-grades", "dead-letters", "ticks"):
+        topics[name] = f"test-{name}-{unique}"  # the worker declares these itself
+    deployment = Deployment(kafka, redis_url, tmp_path / "worker", topics)
+    deployment.datadir.mkdir()
+    return deployment
+
+
+async def clean_redis(redis_url: str, prefix: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+# -- inputs and the reference: replay -----------------------------------------------------
+
+
+def keyed(records: Iterable[SimRecord]) -> list[SimRecord]:
+    """Records as a well-behaved producer sends them: keyed by customer_id.
+
+    The simulator's key faults (keyless, mismatched) are left out here: a file has no
+    keys, so replay cannot see them; test_bad_records covers them.
+    """
+    out = []
+    for topic, key, value in records:
+        try:
+            body = orjson.loads(value)
+            customer = body.get("customer_id") if isinstance(body, dict) else None
+        except orjson.JSONDecodeError:
+            customer = None
+        if isinstance(customer, str):
+            if key is not None and key != customer.encode():
+                continue
+            key = customer.encode()
+        out.append(SimRecord(topic, key, value))
+    return out
+
+
+def simulated(customers: int, days: int, seed: int) -> list[SimRecord]:
+    return keyed(generate(customers, days, seed))
+
+
+def replay(records: list[SimRecord], tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Replay's output events and final grades for these records."""
+    source = tmp / "in.jsonl"
+    write_jsonl(records, source)
+    out, snap, dlq = tmp / "out.jsonl", tmp / "snap.jsonl", tmp / "dlq.jsonl"
+    replay_file(source, load_policy(None), out, snap, dlq)
+    outputs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    grades = {g["customer_id"]: g for g in map(orjson.loads, snap.read_bytes().splitlines())}
+    return outputs, grades
+
+
+# -- reading what the worker wrote --------------------------------------------------------
+
+
+async def read_topic(
+    kafka: str,
+    topic: str,
+    until: Any,
+    within: float = 120.0,
+    worker: asyncio.subprocess.Process | None = None,
+) -> list[dict[str, Any]]:
+    """Read `topic` from the start until `until(records)` holds, for at most `within` s
+    (then return what came); fail at once if `worker` dies."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(within):
+            while not until(records):
+                assert worker is None or worker.returncode is None, "the worker died"
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(orjson.loads(m.value) for m in messages)
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_all(kafka: str, topic: str) -> list[dict[str, Any]]:
+    """Everything in `topic` up to its current end (empty if it does not exist yet)."""
+    return [orjson.loads(value) for value in await read_raw(kafka, topic)]
+
+
+async def read_raw(kafka: str, topic: str) -> list[bytes]:
+    """The values in `topic` up to its current end, as bytes (empty if no such topic)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[bytes] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records.extend(m.value for m in messages if m.value is not None)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def latest(grades: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest grade per customer, as a compacted topic keeps it."""
+    out: dict[str, dict[str, Any]] = {}
+    for g in grades:
+        old = out.get(g["customer_id"])
+        if old is None or (g["as_of"], g["seq"]) >= (old["as_of"], old["seq"]):
+            out[g["customer_id"]] = g
+    return out
+
+
+def graded_events(grades: list[dict[str, Any]]) -> int:
+    """Events accepted so far: the sum over customers of the newest snapshot's seq."""
+    return sum(g["seq"] for g in latest(grades).values())
+
+
+async def metric(deployment: Deployment, name: str) -> float:
+    """A counter's value from the worker's /metrics (0 while its web server starts)."""
+    url = f"http://127.0.0.1:{deployment.web_port}/metrics"
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            text = await response.text()
+    except aiohttp.ClientConnectionError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def redis_grades(
+    redis_url: str, prefix: str, customers: Iterable[str]
+) -> dict[str, dict[str, Any] | None]:
+    """The grade the Redis view holds for each customer (None when it has none)."""
+    view = RedisView(aioredis.from_url(redis_url), prefix)
+    try:
+        return {c: await view.read(c) for c in customers}
+    finally:
+        await view.client.aclose()
+
+
+async def redis_converges(
+    redis_url: str, prefix: str, expected: Mapping[str, Any], within: float = 60.0
+) -> dict[str, dict[str, Any] | None]:
+    """Poll the Redis view until it holds exactly `expected`; return what it holds last."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        stored = await redis_grades(redis_url, prefix, expected)
+        if stored == expected or asyncio.get_running_loop().time() > deadline:
+            return stored
+        await asyncio.sleep(0.5)
+
+
+def mismatch(got: Mapping[str, Any], want: Mapping[str, Any]) -> str:
+    """A short account of how two grade maps differ, for a failing assertion."""
+    missing = sorted(set(want) - set(got))
+    differ = sorted(c for c in set(want) & set(got) if got[c] != want[c])
+    lines = [f"{len(missing)} customers missing, {len(differ)} differ, of {len(want)}"]
+    for c in differ[:3]:
+        if got[c] is None:
+            lines.append(f"{c}: worker None")
+            continue
+        keys = sorted(k for k in want[c] if want[c].get(k) != got[c].get(k))
+        lines += [f"{c}.{k}: worker {got[c].get(k)!r} != replay {want[c].get(k)!r}" for k in keys]
+    return "\n".join(lines)

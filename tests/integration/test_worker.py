@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,53 +13,29 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.contracts import decode
 from streams.core.errors import Rejection
-from streams.core.policy import load_policy
 from streams.produce import produce_async
-from streams.replay import replay_file
-from streams.simulate import SimConfig, SimRecord, generate, write_jsonl
-from streams.sinks.redis_view import RedisView
+from streams.simulate import SimConfig, SimRecord, generate
 from tests.conftest import TopicFactory
-from tests.integration.support import free_port, subprocess_worker
-
-INPUTS = ("orders", "complaints", "interactions")
-OUTPUTS = ("tier-changes", "churn-risk", "lifecycle-changes")
-
-
-@dataclass
-class Deployment:
-    """One worker's unique topic names, Redis prefix and environment."""
-
-    kafka: str
-    redis_url: str
-    datadir: Path
-    topics: dict[str, str]
-    web_port: int = field(default_factory=free_port)
-    prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
-
-    def env(self, clock: str = "event") -> dict[str, str]:
-        env = {
-            **os.environ,
-            "GRADESTREAM_APP_ID": f"{self.prefix}-app",
-            "GRADESTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
-            "GRADESTREAM_REDIS_URL": self.redis_url,
-            "GRADESTREAM_REDIS_KEY_PREFIX": self.prefix,
-            "GRADESTREAM_CLOCK": clock,
-            "GRADESTREAM_DATADIR": str(self.datadir),
-            "GRADESTREAM_WEB_PORT": str(self.web_port),
-            "GRADESTREAM_SWEEP_INTERVAL_SECONDS": "0.5",
-        }
-        for topic, name in self.topics.items():
-            env[f"GRADESTREAM_TOPIC_{topic.upper().replace('-', '_')}"] = name
-        return env
-
-    def worker(self, clock: str = "event") -> Any:
-        argv = ["-m", "streams.cli", "worker", "--loglevel", "info"]
-        return subprocess_worker(argv, self.env(clock), self.datadir / "worker.log")
+from tests.integration.support import (
+    INPUTS,
+    OUTPUT_TYPE,
+    OUTPUTS,
+    Deployment,
+    clean_redis,
+    graded_events,
+    latest,
+    make_deployment,
+    metric,
+    mismatch,
+    read_all,
+    read_topic,
+    redis_converges,
+    replay,
+    simulated,
+)
 
 
 @pytest.fixture(params=["three-topics"])
@@ -72,96 +46,11 @@ async def deployment(
     new_topic: TopicFactory,
     tmp_path: Path,
 ) -> AsyncIterator[Deployment]:
-    if request.param == "one-topic":
-        events = await new_topic("events", partitions=4)
-        topics = dict.fromkeys(INPUTS, events)
-    else:
-        topics = {name: await new_topic(name, partitions=4) for name in INPUTS}
-    unique = uuid.uuid4().hex[:8]
-    for name in (*OUTPUTS, "customer-grades", "dead-letters", "ticks"):
-        topics[name] = f"test-{name}-{unique}"  # the worker declares these itself
-    deployment = Deployment(kafka_bootstrap, redis_url, tmp_path / "worker", topics)
-    deployment.datadir.mkdir()
-    yield deployment
-    client = aioredis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter(f"{deployment.prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-def keyed(records: Iterable[SimRecord]) -> list[SimRecord]:
-    """Records as a well-behaved producer sends them: keyed by customer_id.
-
-    The simulator's key faults (keyless, mismatched) are left out here: a file has no
-    keys, so replay cannot see them; test_bad_records covers them.
-    """
-    out = []
-    for topic, key, value in records:
-        try:
-            body = orjson.loads(value)
-            customer = body.get("customer_id") if isinstance(body, dict) else None
-        except orjson.JSONDecodeError:
-            customer = None
-        if isinstance(customer, str):
-            if key is not None and key != customer.encode():
-                continue
-            key = customer.encode()
-        out.append(SimRecord(topic, key, value))
-    return out
-
-
-def replay(records: list[SimRecord], tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Replay's output events and final grades for these records."""
-    source = tmp / "in.jsonl"
-    write_jsonl(records, source)
-    out, snap, dlq = tmp / "out.jsonl", tmp / "snap.jsonl", tmp / "dlq.jsonl"
-    replay_file(source, load_policy(None), out, snap, dlq)
-    outputs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    grades = {g["customer_id"]: g for g in map(orjson.loads, snap.read_bytes().splitlines())}
-    return outputs, grades
-
-
-async def read_topic(
-    kafka: str,
-    topic: str,
-    until: Any,
-    within: float = 120.0,
-    worker: asyncio.subprocess.Process | None = None,
-) -> list[dict[str, Any]]:
-    """Read `topic` from the start until `until(records)` holds, for at most `within` s
-    (then return what came); fail at once if `worker` dies."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
+    deployment = await make_deployment(
+        kafka_bootstrap, redis_url, new_topic, tmp_path, one_topic=request.param == "one-topic"
     )
-    await consumer.start()
-    records: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(within):
-            while not until(records):
-                assert worker is None or worker.returncode is None, "the worker died"
-                batch = await consumer.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    records.extend(orjson.loads(m.value) for m in messages)
-    except TimeoutError:
-        pass
-    finally:
-        await consumer.stop()
-    return records
-
-
-def latest(grades: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest grade per customer, as a compacted topic keeps it."""
-    out: dict[str, dict[str, Any]] = {}
-    for g in grades:
-        old = out.get(g["customer_id"])
-        if old is None or (g["as_of"], g["seq"]) >= (old["as_of"], old["seq"]):
-            out[g["customer_id"]] = g
-    return out
-
-
-def simulated(customers: int, days: int, seed: int) -> list[SimRecord]:
-    return keyed(generate(customers, days, seed))
+    yield deployment
+    await clean_redis(redis_url, deployment.prefix)
 
 
 @pytest.mark.parametrize("deployment", ["one-topic"], indirect=True)
@@ -185,7 +74,7 @@ async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> N
         assert grades == expected_grades, mismatch(grades, expected_grades)
         outputs: list[dict[str, Any]] = []
         for name in OUTPUTS:
-            want = sum(1 for o in expected_outputs if o["type"] == name_to_type(name))
+            want = sum(1 for o in expected_outputs if o["type"] == OUTPUT_TYPE[name])
             outputs += await read_topic(
                 deployment.kafka,
                 deployment.topics[name],
@@ -196,16 +85,8 @@ async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> N
         assert worker.returncode is None, (deployment.datadir / "worker.log").read_text()[-3000:]
 
         # Redis converges on the same grades.
-        view = RedisView(aioredis.from_url(deployment.redis_url), deployment.prefix)
-        try:
-            async with asyncio.timeout(60):
-                while True:
-                    stored = {c: await view.read(c) for c in expected_grades}
-                    if stored == expected_grades:
-                        break
-                    await asyncio.sleep(0.5)
-        finally:
-            await view.client.aclose()
+        stored = await redis_converges(deployment.redis_url, deployment.prefix, expected_grades)
+        assert stored == expected_grades, mismatch(stored, expected_grades)
 
         # The HTTP lookup answers with the current grade, 404 for a stranger.
         some_customer = sorted(expected_grades)[0]
@@ -226,25 +107,6 @@ async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> N
     by_id = {o["event_id"]: o for o in outputs}
     assert sorted(by_id) == sorted(o["event_id"] for o in expected_outputs)
     assert all(by_id[o["event_id"]] == o for o in expected_outputs)
-
-
-def name_to_type(topic: str) -> str:
-    return {
-        "tier-changes": "tier_changed",
-        "churn-risk": "churn_risk_changed",
-        "lifecycle-changes": "lifecycle_changed",
-    }[topic]
-
-
-def mismatch(got: dict[str, Any], want: dict[str, Any]) -> str:
-    """A short account of how two grade maps differ, for a failing assertion."""
-    missing = sorted(set(want) - set(got))
-    differ = sorted(c for c in set(want) & set(got) if got[c] != want[c])
-    lines = [f"{len(missing)} customers missing, {len(differ)} differ, of {len(want)}"]
-    for c in differ[:3]:
-        keys = sorted(k for k in want[c] if want[c].get(k) != got[c].get(k))
-        lines += [f"{c}.{k}: worker {got[c].get(k)!r} != replay {want[c].get(k)!r}" for k in keys]
-    return "\n".join(lines)
 
 
 def good_and_bad(records: list[SimRecord]) -> tuple[int, Counter[str]]:
@@ -292,52 +154,6 @@ async def test_bad_records_go_to_the_dead_letters(deployment: Deployment) -> Non
     for record in dead:
         assert record["source"]["topic"] in deployment.topics.values()
         assert record["rejection"]["message"]
-
-
-async def read_all(kafka: str, topic: str) -> list[dict[str, Any]]:
-    """Everything in `topic` up to its current end (empty if it does not exist yet)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[dict[str, Any]] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                records.extend(orjson.loads(m.value) for m in messages)
-        return records
-    finally:
-        await consumer.stop()
-
-
-async def metric(deployment: Deployment, name: str) -> float:
-    """A counter's value from the worker's /metrics (0 while its web server starts)."""
-    url = f"http://127.0.0.1:{deployment.web_port}/metrics"
-    try:
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            text = await response.text()
-    except aiohttp.ClientConnectionError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def graded_events(grades: list[dict[str, Any]]) -> int:
-    """Events accepted so far: the sum over customers of the newest snapshot's seq."""
-    return sum(g["seq"] for g in latest(grades).values())
 
 
 async def test_a_quiet_customer_is_moved_by_the_wall_clock_sweep(deployment: Deployment) -> None:
