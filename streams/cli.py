@@ -73,6 +73,10 @@ def replay(
         Path | None,
         typer.Option("--dead-letters", help="Rejected lines; default: OUT with .dlq.jsonl."),
     ] = None,
+    partitions: Annotated[
+        int,
+        typer.Option(min=1, help="Keep stream time per partition, as a worker on this many does."),
+    ] = 1,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
     from streams.replay import replay_file
@@ -97,6 +101,7 @@ def replay(
             snapshot,
             dlq,
             as_of=end,
+            partitions=partitions,
             progress=lambda done: bar.update(task, completed=done),
         )
     elapsed = time.perf_counter() - started

@@ -24,7 +24,7 @@ from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
-from streams.schedule import DueIndex
+from streams.schedule import DueIndex, partition_of
 
 
 @dataclass
@@ -52,9 +52,14 @@ class Replayer:
     emit: Callable[[dict[str, Any]], None]
     dead: Callable[[dict[str, Any]], None]
     source_name: str = "-"
+    # Under the event clock time is kept per partition, as the worker keeps it: with the
+    # worker's partition count, replay sees the time each customer's partition sees.
+    partitions: int = 1
     states: dict[str, CustomerState] = field(default_factory=dict)
-    due: DueIndex = field(default_factory=DueIndex)
     stats: ReplayStats = field(default_factory=ReplayStats)
+    # Per partition: its stream time (highest event time read) and its due customers.
+    times: dict[int, int] = field(default_factory=dict)
+    dues: dict[int, DueIndex] = field(default_factory=dict)
 
     def feed(self, line_no: int, raw: bytes) -> None:
         stats = self.stats
@@ -66,12 +71,23 @@ class Replayer:
         event_time = engine.event_time(decoded.event)
         if stats.stream_time is None or event_time > stats.stream_time:
             stats.stream_time = event_time
-            due = self.due.next_due()
+        partition = partition_of(decoded.key, self.partitions)
+        if event_time > self.times.get(partition, event_time - 1):
+            self.times[partition] = event_time
+            due = self._due(partition).next_due()
             if due is not None and due <= event_time:
-                self.sweep(event_time)
-        self._apply(line_no, raw, decoded, event_time)
+                self._sweep(partition, event_time)
+        self._apply(line_no, raw, decoded, event_time, partition)
 
-    def _apply(self, line_no: int, raw: bytes, decoded: Decoded, event_time: int) -> None:
+    def _due(self, partition: int) -> DueIndex:
+        index = self.dues.get(partition)
+        if index is None:
+            index = self.dues[partition] = DueIndex()
+        return index
+
+    def _apply(
+        self, line_no: int, raw: bytes, decoded: Decoded, event_time: int, partition: int
+    ) -> None:
         customer_id = decoded.key
         state = self.states.get(customer_id)
         if state is None:
@@ -85,17 +101,22 @@ class Replayer:
             return
         self.stats.applied += 1
         self._emit_all(result.outputs)
-        self.due.set(customer_id, state.due)
+        self._due(partition).set(customer_id, state.due)
 
     def sweep(self, now: int) -> None:
         """Re-grade every customer whose due time is at or before `now`."""
-        for customer_id in self.due.pop_due(now):
+        for partition in sorted(self.dues):
+            self._sweep(partition, now)
+
+    def _sweep(self, partition: int, now: int) -> None:
+        index = self._due(partition)
+        for customer_id in index.pop_due(now):
             state = self.states[customer_id]
             as_of = state.as_of
             self._emit_all(engine.advance(state, now, self.policy))
             if state.as_of != as_of:  # a wake-up on a lower bound may process nothing
                 self.stats.regraded_by_time += 1
-            self.due.set(customer_id, state.due)
+            index.set(customer_id, state.due)
 
     def finish(self, as_of: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every customer's final grade, by id.
@@ -154,8 +175,13 @@ def replay_file(
     dead_letters: Path,
     as_of: int | None = None,
     progress: Callable[[int], None] | None = None,
+    partitions: int = 1,
 ) -> ReplayStats:
-    """Replay `source` into the three output files; `progress` gets bytes read so far."""
+    """Replay `source` into the three output files; `progress` gets bytes read so far.
+
+    `partitions`: keep stream time per partition of this many, as a worker on topics
+    with that many partitions does (1: one stream time for the whole file).
+    """
     with (
         source.open("rb") as src,
         out.open("wb") as out_f,
@@ -163,7 +189,11 @@ def replay_file(
         dead_letters.open("wb") as dead_f,
     ):
         replayer = Replayer(
-            policy, jsonl_writer(out_f), jsonl_writer(dead_f), source_name=str(source)
+            policy,
+            jsonl_writer(out_f),
+            jsonl_writer(dead_f),
+            source_name=str(source),
+            partitions=partitions,
         )
         feed = replayer.feed
         for count, (line_no, raw) in enumerate(read_lines(src), start=1):

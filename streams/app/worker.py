@@ -35,7 +35,7 @@ from streams.core.policy import Policy
 from streams.core.state import CustomerState
 from streams.core.state import decode as decode_state
 from streams.core.state import encode as encode_state
-from streams.schedule import DueIndex
+from streams.schedule import DueIndex, partition_of
 from streams.settings import Settings
 from streams.sinks.redis_view import RedisView
 
@@ -77,14 +77,12 @@ class GradingWorker:
     def __init__(self, settings: Settings, policy: Policy) -> None:
         self.settings = settings
         self.policy = policy
-        self.due = DueIndex()
+        # Due customers and stream time (highest event time read: "now" under the event
+        # clock) per partition number; a customer's records, state and ticks share one.
+        self.dues: dict[int, DueIndex] = {}
+        self.partition_time: dict[int, int] = {}
         # Ready once the first assignment has been recovered and indexed (the /health probe).
         self.ready = False
-        # Highest event time this worker has seen, overall and per input partition, and
-        # the next offset to process per input partition: "now" under the event clock.
-        self.stream_time = 0
-        self.partition_time: dict[TopicPartition, int] = {}
-        self.next_offset: dict[TopicPartition, int] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -165,8 +163,6 @@ class GradingWorker:
         value: bytes = message.value or b""
         key: bytes | None = message.key
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        tp = TopicPartition(message.topic, message.partition)
-        self.next_offset[tp] = message.offset + 1
         try:
             kinds = self.carries[topic_name]
             decoded = decode(value, kinds[0] if len(kinds) == 1 else None, key)
@@ -184,19 +180,24 @@ class GradingWorker:
                 await self.inputs[topic_name].send(key=decoded.key.encode(), value=value)
                 return
             customer_id = decoded.key
+            event_time = engine.event_time(decoded.event)
+            now = self._read_time(message.partition, event_time)
             state = self._load(customer_id)
-            result = engine.apply(state, decoded.event, self.policy)
+            before = engine.revision(state)
+            # Under the event clock, first let time pass for this customer to its
+            # partition's stream time, as replay's sweep has done by then: the outcome
+            # must not depend on whether the asynchronous tick came first.
+            outputs = engine.advance(state, now, self.policy) if now is not None else []
+            result = engine.apply(state, decoded.event, self.policy, at=event_time)
+            outputs += result.outputs
+            if engine.revision(state) != before:
+                await self._store(state, outputs, message.partition)
             if result.rejection is not None:
                 await self._dead_letter(value, key, source, result.rejection)
                 return
             if result.duplicate:
                 metrics.DUPLICATES.inc()
                 return
-            event_time = engine.event_time(decoded.event)
-            self.stream_time = max(self.stream_time, event_time)
-            if event_time > self.partition_time.get(tp, 0):
-                self.partition_time[tp] = event_time
-            await self._store(state, result.outputs)
             metrics.PROCESSING_SECONDS.observe(max(0.0, time.time() - message.timestamp))
         except Exception as exc:  # a bug must not stop the worker nor lose the record
             log.exception(
@@ -213,7 +214,12 @@ class GradingWorker:
                 now = int(message.value or b"0")
                 state = self._find(customer_id)
                 if state is not None:
-                    await self._store(state, engine.advance(state, now, self.policy))
+                    before, due = engine.revision(state), state.due
+                    outputs = engine.advance(state, now, self.policy)
+                    if engine.revision(state) != before:
+                        await self._store(state, outputs, message.partition)
+                    elif state.due != due:  # a wake-up for nothing: only the due time moved
+                        self._persist(state, message.partition)
             except Exception:  # a tick is re-sent by the next sweep; the worker goes on
                 log.exception(
                     "tick %s[%s]@%s failed", message.topic, message.partition, message.offset
@@ -236,11 +242,22 @@ class GradingWorker:
     def _load(self, customer_id: str) -> CustomerState:
         return self._find(customer_id) or engine.new_state(customer_id)
 
-    async def _store(self, state: CustomerState, outputs: list[dict[str, Any]]) -> None:
-        """Persist the state and publish what changed: output events, then the grade."""
+    def _due(self, partition: int) -> DueIndex:
+        index = self.dues.get(partition)
+        if index is None:
+            index = self.dues[partition] = DueIndex()
+        return index
+
+    def _persist(self, state: CustomerState, partition: int) -> None:
+        self.customers[state.customer_id.encode()] = encode_state(state)
+        self._due(partition).set(state.customer_id, state.due)
+
+    async def _store(
+        self, state: CustomerState, outputs: list[dict[str, Any]], partition: int
+    ) -> None:
+        """Persist a changed state and publish what changed: output events, then the grade."""
         key = state.customer_id.encode()
-        self.customers[key] = encode_state(state)
-        self.due.set(state.customer_id, state.due)
+        self._persist(state, partition)
         for output in outputs:
             kind = output["type"]
             metrics.OUTPUTS.labels(kind).inc()
@@ -264,57 +281,55 @@ class GradingWorker:
 
     # -- time -----------------------------------------------------------------------------
 
-    def now(self) -> int:
+    def _read_time(self, partition: int, event_time: int) -> int | None:
+        """Note an event time read from `partition`; return the partition's stream time
+        (the event clock's "now" there), or None under the wall clock."""
+        now = max(self.partition_time.get(partition, event_time), event_time)
+        self.partition_time[partition] = now
+        return now if self.settings.clock == "event" else None
+
+    def now(self, partition: int) -> int | None:
+        """Now for the customers of `partition`: wall-clock time, or under the event
+        clock the partition's stream time (Kafka orders a partition, not the topic, so
+        a partition read ahead must not move the others' customers; replay --partitions
+        keeps the same time)."""
         if self.settings.clock == "event":
-            return self.event_now()
+            return self.partition_time.get(partition)
         return int(time.time())
 
-    def event_now(self) -> int:
-        """The event clock: the highest event time read, held back to the time of the
-        slowest input partition that still has records to read.
-
-        Partitions are fetched at their own pace: while one is far behind another, its
-        customers must not be swept to the leader's time, or their own pending events
-        would come too late (refused as too_late) or be graded out of order. Caught-up
-        partitions do not hold the clock, so at the end every customer is swept to the
-        highest event time, as replay sweeps them.
-        """
-        consumer = self.app.consumer
-        committed: dict[Any, Any] = getattr(consumer, "_committed_offset", {})
-        now = self.stream_time
-        for tp in consumer.assignment():
-            if tp.topic not in self.inputs:
-                continue
-            highwater = consumer.highwater(tp)
-            done = self.next_offset.get(tp, committed.get(tp) or 0)
-            if highwater is None or done < highwater:
-                now = min(now, self.partition_time.get(tp, 0))
-        return now
-
     async def _sweep(self) -> None:
-        now = self.now()
         started = time.perf_counter()
-        due = list(self.due.pop_due(now))
-        for customer_id in due:
-            await self.ticks.send(key=customer_id.encode(), value=str(now).encode())
-        metrics.SWEEP_CUSTOMERS.observe(len(due))
+        swept = 0
+        for partition, index in list(self.dues.items()):
+            now = self.now(partition)
+            if now is None:
+                continue
+            for customer_id in index.pop_due(now):
+                await self.ticks.send(
+                    key=customer_id.encode(), value=str(now).encode(), partition=partition
+                )
+                swept += 1
+        metrics.SWEEP_CUSTOMERS.observe(swept)
         metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
-        metrics.DUE_CUSTOMERS.set(len(self.due))
+        metrics.DUE_CUSTOMERS.set(sum(len(index) for index in self.dues.values()))
 
     async def _rebuild_due_index(self, *_: Any, **__: Any) -> None:
         """After a rebalance, index the due times of the customers this worker now owns."""
         started = time.perf_counter()
-        items = ((k.decode(), decode_state(v).due) for k, v in self.customers.items())
-        self.due.rebuild(items, keep=lambda _: True)
-        if self.settings.clock == "event":
-            # The event clock restarts from the stored states, as replay would continue
-            # (held back by partitions still behind, see event_now).
-            self.stream_time = max(self.stream_time, self._max_as_of())
+        partitions = self.settings.partitions
+        self.dues = {}
+        for value in self.customers.values():
+            state = decode_state(value)
+            partition = partition_of(state.customer_id, partitions)
+            self._due(partition).set(state.customer_id, state.due)
+            if self.settings.clock == "event":
+                # The event clock restarts from the stored states, at the latest time a
+                # customer of the partition was graded at.
+                time_then = self.partition_time.get(partition, state.as_of)
+                self.partition_time[partition] = max(time_then, state.as_of)
         self.ready = True
-        log.info("due index: %d customers in %.2fs", len(self.due), time.perf_counter() - started)
-
-    def _max_as_of(self) -> int:
-        return max((decode_state(v).as_of for v in self.customers.values()), default=0)
+        count = sum(len(index) for index in self.dues.values())
+        log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
     async def _measure_lag(self) -> None:
         consumer = self.app.consumer

@@ -202,12 +202,15 @@ def simulated(customers: int, days: int, seed: int) -> list[SimRecord]:
     return keyed(generate(customers, days, seed))
 
 
-def replay(records: list[SimRecord], tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Replay's output events and final grades for these records."""
+def replay(
+    records: list[SimRecord], tmp: Path, partitions: int = 4
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Replay's output events and final grades for these records, with stream time kept
+    per partition as a worker on `partitions` partitions keeps it."""
     source = tmp / "in.jsonl"
     write_jsonl(records, source)
     out, snap, dlq = tmp / "out.jsonl", tmp / "snap.jsonl", tmp / "dlq.jsonl"
-    replay_file(source, load_policy(None), out, snap, dlq)
+    replay_file(source, load_policy(None), out, snap, dlq, partitions=partitions)
     outputs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     grades = {g["customer_id"]: g for g in map(orjson.loads, snap.read_bytes().splitlines())}
     return outputs, grades
