@@ -15,9 +15,12 @@ holds back only that agent (its offsets are not committed until Redis has the ba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
@@ -83,6 +86,9 @@ class GradingWorker:
         self.partition_time: dict[int, int] = {}
         # Ready once the first assignment has been recovered and indexed (the /health probe).
         self.ready = False
+        # One customer's load-grade-publish-persist at a time (input and tick agents).
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.lock_users: defaultdict[str, int] = defaultdict(int)
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -97,6 +103,12 @@ class GradingWorker:
             # here is idempotent instead (deterministic output ids, newest-wins Redis).
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
+            # A worker killed without leaving the group holds its partitions until the
+            # session times out: faust's default of 60 s is a minute of no grading after
+            # every crash. Kafka's own default heartbeat/session pair instead (the
+            # heartbeat runs in the consumer thread, so slow processing does not miss it).
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
             **faust_credentials(settings),
         )
         p = settings.partitions
@@ -182,16 +194,17 @@ class GradingWorker:
             customer_id = decoded.key
             event_time = engine.event_time(decoded.event)
             now = self._read_time(message.partition, event_time)
-            state = self._load(customer_id)
-            before = engine.revision(state)
-            # Under the event clock, first let time pass for this customer to its
-            # partition's stream time, as replay's sweep has done by then: the outcome
-            # must not depend on whether the asynchronous tick came first.
-            outputs = engine.advance(state, now, self.policy) if now is not None else []
-            result = engine.apply(state, decoded.event, self.policy, at=event_time)
-            outputs += result.outputs
-            if engine.revision(state) != before:
-                await self._store(state, outputs, message.partition)
+            async with self._locked(customer_id):
+                state = self._load(customer_id)
+                before = engine.revision(state)
+                # Under the event clock, first let time pass for this customer to its
+                # partition's stream time, as replay's sweep has done by then: the outcome
+                # must not depend on whether the asynchronous tick came first.
+                outputs = engine.advance(state, now, self.policy) if now is not None else []
+                result = engine.apply(state, decoded.event, self.policy, at=event_time)
+                outputs += result.outputs
+                if engine.revision(state) != before:
+                    await self._store(state, outputs, message.partition)
             if result.rejection is not None:
                 await self._dead_letter(value, key, source, result.rejection)
                 return
@@ -212,14 +225,15 @@ class GradingWorker:
             try:
                 customer_id = (message.key or b"").decode()
                 now = int(message.value or b"0")
-                state = self._find(customer_id)
-                if state is not None:
-                    before, due = engine.revision(state), state.due
-                    outputs = engine.advance(state, now, self.policy)
-                    if engine.revision(state) != before:
-                        await self._store(state, outputs, message.partition)
-                    elif state.due != due:  # a wake-up for nothing: only the due time moved
-                        self._persist(state, message.partition)
+                async with self._locked(customer_id):
+                    state = self._find(customer_id)
+                    if state is not None:
+                        before, due = engine.revision(state), state.due
+                        outputs = engine.advance(state, now, self.policy)
+                        if engine.revision(state) != before:
+                            await self._store(state, outputs, message.partition)
+                        elif state.due != due:  # a wake-up for nothing: only the due moved
+                            self._persist(state, message.partition)
             except Exception:  # a tick is re-sent by the next sweep; the worker goes on
                 log.exception(
                     "tick %s[%s]@%s failed", message.topic, message.partition, message.offset
@@ -248,6 +262,20 @@ class GradingWorker:
             index = self.dues[partition] = DueIndex()
         return index
 
+    @asynccontextmanager
+    async def _locked(self, customer_id: str) -> AsyncIterator[None]:
+        """Hold the customer's lock; _store awaits the broker in between, and the other
+        agent must not load the state meanwhile and persist an older one over it."""
+        lock = self.locks[customer_id]
+        self.lock_users[customer_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self.lock_users[customer_id] -= 1
+            if not self.lock_users[customer_id]:
+                del self.locks[customer_id], self.lock_users[customer_id]
+
     def _persist(self, state: CustomerState, partition: int) -> None:
         self.customers[state.customer_id.encode()] = encode_state(state)
         self._due(partition).set(state.customer_id, state.due)
@@ -255,15 +283,26 @@ class GradingWorker:
     async def _store(
         self, state: CustomerState, outputs: list[dict[str, Any]], partition: int
     ) -> None:
-        """Persist a changed state and publish what changed: output events, then the grade."""
+        """Publish what changed (output events, then the grade), then persist the state.
+
+        In that order, and only once the broker has acknowledged the records: RocksDB
+        keeps the state through a SIGKILL, while records still in the producer's buffer
+        die with the process. A state persisted first would make the re-delivered event a
+        duplicate that publishes nothing, and its output events would be lost for good.
+        Published first, a crash before the state is persisted at worst publishes the
+        same records again (their ids are deterministic). Callers hold the customer's lock.
+        """
         key = state.customer_id.encode()
-        self._persist(state, partition)
+        acks = []
         for output in outputs:
             kind = output["type"]
             metrics.OUTPUTS.labels(kind).inc()
-            await self.outputs[kind].send(key=key, value=orjson.dumps(output, option=JSON))
+            sent = await self.outputs[kind].send(key=key, value=orjson.dumps(output, option=JSON))
+            acks.append(sent)
         grade = engine.snapshot(state, self.policy)
-        await self.grades.send(key=key, value=orjson.dumps(grade, option=JSON))
+        acks.append(await self.grades.send(key=key, value=orjson.dumps(grade, option=JSON)))
+        await asyncio.gather(*acks)
+        self._persist(state, partition)
 
     async def _dead_letter(
         self, value: bytes, key: bytes | None, source: dict[str, Any], rejection: Rejection

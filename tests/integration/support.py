@@ -343,3 +343,125 @@ def mismatch(got: Mapping[str, Any], want: Mapping[str, Any]) -> str:
         keys = sorted(k for k in want[c] if want[c].get(k) != got[c].get(k))
         lines += [f"{c}.{k}: worker {got[c].get(k)!r} != replay {want[c].get(k)!r}" for k in keys]
     return "\n".join(lines)
+
+
+# -- fault-injection helpers (tests/reliability) ------------------------------------------
+
+
+class TopicWatch:
+    """How many records a topic holds (the sum of its partitions' end offsets), polled
+    cheaply: a worker's progress as seen from outside."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+        self.tps: list[TopicPartition] = []
+
+    async def __aenter__(self) -> TopicWatch:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        if not self.tps:
+            await self.consumer._client.force_metadata_update()
+            partitions = self.consumer.partitions_for_topic(self.topic) or set()
+            self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            if not self.tps:
+                return 0
+        ends = await self.consumer.end_offsets(self.tps)
+        return int(sum(ends.values()))
+
+
+async def wait_for(
+    condition: Any,
+    within: float,
+    worker: asyncio.subprocess.Process | None = None,
+    every: float = 0.1,
+) -> float:
+    """Poll the async `condition()` until true; return the seconds it took. Fail when
+    `within` passes or `worker` dies."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not await condition():
+        assert worker is None or worker.returncode is None, "the worker died"
+        assert loop.time() - started < within, f"not within {within} s"
+        await asyncio.sleep(every)
+    return loop.time() - started
+
+
+async def http_grades(port: int, customers: Iterable[str]) -> dict[str, Any]:
+    """GET /customers/{id} from the worker on `port`, for each customer."""
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as http:
+        for customer in customers:
+            url = f"http://127.0.0.1:{port}/customers/{customer}"
+            async with http.get(url) as response:
+                out[customer] = await response.json() if response.status == 200 else None
+    return out
+
+
+async def read_outputs(deployment: Deployment) -> list[dict[str, Any]]:
+    """Every output event in the three output topics, duplicates included."""
+    outputs: list[dict[str, Any]] = []
+    for name in OUTPUTS:
+        outputs += await read_all(deployment.kafka, deployment.topics[name])
+    return outputs
+
+
+def duplicates(events: Iterable[dict[str, Any]]) -> int:
+    """Copies beyond the first, counted by event_id."""
+    seen: set[str] = set()
+    extra = 0
+    for event in events:
+        if event["event_id"] in seen:
+            extra += 1
+        seen.add(event["event_id"])
+    return extra
+
+
+def free_texts(records: Iterable[SimRecord]) -> set[str]:
+    """The complaint free texts these records carry (which must never be stored)."""
+    texts: set[str] = set()
+    for record in records:
+        try:
+            body = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(body, dict) and isinstance(body.get("text"), str):
+            texts.add(body["text"])
+    return texts
+
+
+async def leaks(deployment: Deployment, needles: Iterable[str]) -> dict[str, list[str]]:
+    """Where any of `needles` shows: the worker logs, the output, grade and tick topics,
+    and the deployment's Redis keys. The dead-letter topic is left out on purpose: it
+    keeps a refused record's original bytes (base64), by contract."""
+    wanted = [n.encode() for n in needles]
+    found: dict[str, list[str]] = {}
+
+    def look(where: str, parts: Iterable[Any]) -> None:
+        blob = b"\n".join(p if isinstance(p, bytes) else str(p).encode() for p in parts)
+        for needle in wanted:
+            if needle in blob:
+                found.setdefault(needle.decode(), []).append(where)
+
+    for path in deployment.logs():
+        look(str(path), [path.read_bytes()])
+    for name in (*OUTPUTS, "customer-grades", "ticks"):
+        look(name, await read_raw(deployment.kafka, deployment.topics[name]))
+    client = aioredis.from_url(deployment.redis_url)
+    try:
+        async for key in client.scan_iter(f"{deployment.prefix}:*"):
+            kind = await client.type(key)
+            if kind == b"hash":
+                look(f"redis {key!r}", (await client.hgetall(key)).values())
+            elif kind == b"set":
+                look(f"redis {key!r}", await client.smembers(key))
+            elif kind == b"zset":
+                look(f"redis {key!r}", await client.zrange(key, 0, -1))
+    finally:
+        await client.aclose()
+    return found
