@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # The stamp is newer than pyproject.toml once its dependencies are installed.
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down redis-up redis-down lint format test demo clean
+.PHONY: help install kafka-up kafka-down redis-up redis-down lint format test soak demo clean
 
 help:
 	@echo "make demo        run gradestream end to end on the local broker and Redis"
@@ -61,6 +61,11 @@ format: $(STAMP)
 test: lint
 	@[ -n "$$KAFKA_BOOTSTRAP_SERVERS" ] || deploy/kafka/kafka.sh jars
 	$(BIN)/pytest
+
+# The long fault-injection runs (docs/reliability.md): kills, rebalances, outages, hostile input.
+soak: $(STAMP)
+	@[ -n "$$KAFKA_BOOTSTRAP_SERVERS" ] || deploy/kafka/kafka.sh jars
+	$(BIN)/pytest -m soak tests/reliability
 
 demo: $(STAMP)
 	$(BIN)/python -m streams.demo
