@@ -210,7 +210,8 @@ def contracts_reference() -> str:
 MEANINGS: dict[str, str] = {
     "policy_version": "Carried by every output and snapshot; change it with any value. A "
     "customer graded under another version is re-graded (cause `policy_change`) at its "
-    "next event or due time.",
+    "next event or due time. With `churn.model`, outputs carry it + `+` + the model's "
+    "`model_version` (so a new model re-grades too).",
     "currency": "Money: the base currency of every threshold and the conversion rates.",
     "currency.base": "ISO 4217 code of the base currency; all money thresholds are in it.",
     "currency.rates": "Units of the base currency per 1 unit of another currency. An order "
@@ -271,13 +272,16 @@ MEANINGS: dict[str, str] = {
     "value_class": "Value class A/B/C by rolling net spend in the RFM window.",
     "value_class.a_min_spend": "Class A from this spend.",
     "value_class.b_min_spend": "Class B from this spend; below it, C.",
-    "churn": "Churn risk: a score in [0, 1] from four weighted components, bands, alerts.",
+    "churn": "Churn risk: a score in [0, 1] from four weighted components (or a model and "
+    "three), bands, alerts.",
     "churn.alert_band": "Alerts (churn-risk topic) go out when the band rises to this band "
     "or above, and when it falls below it.",
     "churn.cooldown_hours": "After an alert the next waits this long; a change held back "
     "is sent when the cooldown ends.",
-    "churn.weights": "Weights of the components; they must add up to 1.",
-    "churn.weights.recency": "Weight of time since the last order against the customer's cadence.",
+    "churn.weights": "Weights of the components; without `churn.model` they must add up to 1 "
+    "(a weighted sum), with one they combine as a noisy-OR and need not.",
+    "churn.weights.recency": "Weight of time since the last order against the customer's "
+    "cadence (not used with `churn.model`: the model's signal replaces it).",
     "churn.weights.complaints": "Weight of open and recent complaints.",
     "churn.weights.surveys": "Weight of a poor latest survey answer.",
     "churn.weights.engagement": "Weight of falling engagement.",
@@ -306,6 +310,17 @@ MEANINGS: dict[str, str] = {
     "churn.surveys.csat_low_max": "CSAT at most this is poor.",
     "churn.surveys.ces_high_min": "CES at least this (high effort) is poor.",
     "churn.engagement": "The engagement component: 1 - recent / earlier half of the intent window.",
+    "churn.model": "Optional: a fitted BG/NBD + Gamma-Gamma model (MODEL.json from `gradestream "
+    "fit`) whose signal replaces the recency component; the score becomes 1 - (1 - weight * "
+    "signal) * product of (1 - weight_i * component_i), and snapshots carry `churn.model` "
+    "(docs/models.md). Outputs then carry `policy_version` + `+` + the model's `model_version`.",
+    "churn.model.path": "MODEL.json, relative to the policy file's folder or absolute; read and "
+    "validated with the policy (a bad file or another currency than `currency.base` is a "
+    "policy error naming this key).",
+    "churn.model.signal": "`p_no_order_90d`: P(no order in the next 90 days); `p_alive`: "
+    "1 - P(alive) (blind for one-order customers, whose P(alive) is 1).",
+    "churn.model.weight": "Weight of the model's signal: alone at full strength it gives "
+    "this score.",
     "churn.engagement.min_baseline": "Judged only with at least this many interactions in "
     "the earlier half.",
     "limits": "Bounds on per-customer state whatever the history (docs/grading.md).",
@@ -359,6 +374,10 @@ def _value(value: Any) -> str:
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # an optional table
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1 and isinstance(inner[0], type) and issubclass(inner[0], BaseModel):
+            return inner[0]
     if typing.get_origin(annotation) is list:
         inner = typing.get_args(annotation)[0]
         if isinstance(inner, type) and issubclass(inner, BaseModel):
@@ -385,12 +404,18 @@ def _policy_rows(
             shown = ""
         elif defaults is None:
             shown = "per entry"
+        elif default is not None:
+            shown = _value(default)
+        elif not field.is_required() and field.default is not None:
+            shown = _value(field.default)  # a key with a built-in default
         else:
-            shown = _value(default) if default is not None else "(unset)"
+            shown = "(unset)"
         required = "" if field.is_required() else " (optional)"
         yield path, _type_name(field.annotation) + required, shown, _bounds(field), meaning
         if sub is not None:
             inner_defaults = None if is_list else default
+            if inner_defaults is None and not is_list and not field.is_required():
+                inner_defaults = {}  # an optional table the default leaves out
             yield from _policy_rows(
                 sub, inner_defaults, f"{path}[]." if is_list else f"{path}.", missing
             )

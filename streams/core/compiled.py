@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streams.core.policy import Policy
+    from streams.models.model import Model
 
 DAY = 86_400
 HOUR = 3_600
@@ -52,6 +53,13 @@ class CompiledPolicy:
         "min_calls",
         "min_purchase_inquiries",
         "min_site_store",
+        "model",
+        "model_a",
+        "model_alpha",
+        "model_b",
+        "model_p_alive",
+        "model_r",
+        "model_version",
         "new_s",
         "nps_detractor_max",
         "open_weights",
@@ -75,6 +83,7 @@ class CompiledPolicy:
         "version",
         "w_complaints",
         "w_engagement",
+        "w_model",
         "w_recency",
         "w_surveys",
         "window_days",
@@ -133,6 +142,16 @@ class CompiledPolicy:
     engagement_min_baseline: int
     max_orders: int
     max_complaints: int
+    # The churn model (None: the heuristic's weighted sum, as in default-1) and what its
+    # per-event signal reads, unpacked: BG/NBD r, alpha (days), a, b.
+    model: Model | None
+    model_version: str
+    model_p_alive: bool  # signal 1 - P(alive) instead of P(no order in 90 days)
+    w_model: float
+    model_r: float
+    model_alpha: float
+    model_a: float
+    model_b: float
 
     def __eq__(self, other: object) -> bool:
         # Two equal policies compile equal (pydantic compares private attributes too).
@@ -146,7 +165,7 @@ class CompiledPolicy:
 def compile_policy(p: Policy) -> CompiledPolicy:
     """Flatten a validated `Policy` into a `CompiledPolicy`."""
     c = CompiledPolicy()
-    c.version = p.policy_version
+    c.version = p.version
     c.base = p.currency.base
     c.rates = {**p.currency.rates, p.currency.base: 1.0}
     c.lateness_s = p.events.lateness_hours * HOUR
@@ -209,4 +228,14 @@ def compile_policy(p: Policy) -> CompiledPolicy:
     c.engagement_min_baseline = ch.engagement.min_baseline
     c.max_orders = p.limits.max_tracked_orders
     c.max_complaints = p.limits.max_complaints
+    m, spec = p.model, ch.model
+    c.model = m
+    c.model_version = "" if m is None else m.model_version
+    c.model_p_alive = spec is not None and spec.signal == "p_alive"
+    c.w_model = 0.0 if spec is None else spec.weight
+    bg = None if m is None else m.bgnbd
+    c.model_r = 0.0 if bg is None else bg.r
+    c.model_alpha = 0.0 if bg is None else bg.alpha
+    c.model_a = 0.0 if bg is None else bg.a
+    c.model_b = 0.0 if bg is None else bg.b
     return c

@@ -13,9 +13,13 @@ import math
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.measures import (
     ChurnCore,
+    add_engagement,
     band_of,
     churn_core,
     intent_conditions,
+    model_clock,
+    model_signal,
+    model_sup,
     recency_component,
     score_of,
 )
@@ -91,7 +95,7 @@ def engagement_sensitive(k: ChurnCore, c: CompiledPolicy) -> bool:
     if c.w_engagement <= 0:
         return False
     low = band_of(score_of(k.recency, k.base, c), c)
-    return band_of(score_of(k.recency, k.base + c.w_engagement, c), c) != low
+    return band_of(score_of(k.recency, add_engagement(k.base, 1.0, c), c), c) != low
 
 
 def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
@@ -175,6 +179,62 @@ def _recency_cross(
     return last + d * DAY
 
 
+# How far ahead the model's crossing is searched: beyond it, "never".
+_MODEL_HORIZON = 36_525 * DAY
+
+
+def _model_cross(
+    s: CustomerState,
+    others: float,
+    band: int,
+    t_from: int,
+    c: CompiledPolicy,
+    hi: int | None = None,
+    before: int | None = None,
+) -> int | None:
+    """First instant (whole second) after ``t_from`` at which the churn model's signal alone
+    lifts the score above `band`, the other parts held at `others`. None: never (or, with
+    `before`, not before it).
+
+    Without an order the signal only rises with time, so the band test is monotone in t:
+    a bisection on whole seconds, with the very predicate the grade uses (rounding
+    included), gives the exact instant. `hi`: an instant already known to be above.
+    """
+    mins = c.band_mins
+    if band + 1 >= len(mins) or c.w_model <= 0:
+        return None
+    k = model_clock(s, c)
+    if k is None:
+        return None
+    target = mins[band + 1]
+    if score_of(model_sup(k, c), others, c) < target:
+        return None
+    lo = t_from
+    if score_of(model_signal(k, lo, c), others, c) >= target:
+        return lo + 1  # (others held at a worst case: a lower bound, woken to recompute)
+    if hi is None:
+        if before is not None:
+            if before <= lo or score_of(model_signal(k, before, c), others, c) < target:
+                return None
+            hi = before
+        else:
+            step = DAY
+            hi = lo + step
+            while score_of(model_signal(k, hi, c), others, c) < target:
+                if step > _MODEL_HORIZON:
+                    return None
+                lo = hi
+                step *= 2
+                hi = t_from + step
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if score_of(model_signal(k, mid, c), others, c) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def churn_due(
     s: CustomerState,
     c: CompiledPolicy,
@@ -191,6 +251,14 @@ def churn_due(
     returns None as soon as the answer is sure to be no earlier than it.
     """
     last = s.last_order
+    if c.model is not None:
+        if last is None:
+            return None
+        if p is None:
+            p = churn_core(s, s.as_of, c)
+        band = band_of(score_of(p.recency, p.others, c), c)
+        others = add_engagement(p.base, 1.0, c) if worst_engagement else p.others
+        return _model_cross(s, others, band, s.as_of, c, before=before)
     if last is None or c.w_recency <= 0:
         return None
     if p is None:
@@ -258,10 +326,12 @@ def band_due(
             step[1] -= n
     base, w_e, need_base = p.base, c.w_engagement, c.engagement_min_baseline
     others = p.others
-    t_from = t0
-    cad = p.cadence_days
     mins = c.band_mins
     target = mins[band + 1] if band + 1 < len(mins) else 2.0
+    if c.model is not None:
+        return _band_walk_model(s, c, p, band, target, steps, recent, earlier, before)
+    t_from = t0
+    cad = p.cadence_days
     for day in sorted(steps):
         m = day * DAY
         if use_recency:
@@ -290,6 +360,53 @@ def band_due(
         return None
     assert last is not None
     return _recency_cross(last, cad, others, band, t_from, c)
+
+
+def _band_walk_model(
+    s: CustomerState,
+    c: CompiledPolicy,
+    p: ChurnCore,
+    band: int,
+    target: float,
+    steps: dict[int, list[int]],
+    recent: int,
+    earlier: int,
+    before: int | None,
+) -> int | None:
+    """`band_due`'s walk under a churn model: the model's signal in place of recency.
+
+    A midnight at which the engagement part stays what it was is not a stretch end (the
+    signal is continuous, so the stretches merge): only the midnights that change the
+    others are checked, which keeps the model's transcendental calls few."""
+    k = model_clock(s, c)
+    use_model = k is not None and c.w_model > 0
+    base, others, need_base = p.base, p.others, c.engagement_min_baseline
+    t_from = s.as_of
+    for day in sorted(steps):
+        m = day * DAY
+        dr, de = steps[day]
+        recent += dr
+        earlier += de
+        eng = 1.0 - recent / earlier if earlier >= need_base and recent < earlier else 0.0
+        now_others = add_engagement(base, eng, c)
+        last_one = before is not None and m >= before
+        if now_others == others and not last_one:
+            continue
+        # The signal only rises inside the stretch: a crossing before m shows at its end.
+        if use_model:
+            assert k is not None
+            if score_of(model_signal(k, m - 1, c), others, c) >= target:
+                return _model_cross(s, others, band, t_from, c, hi=m - 1)
+        if last_one:
+            return None
+        others = now_others
+        rec = 0.0 if k is None else model_signal(k, m, c)
+        if band_of(score_of(rec, others, c), c) != band:
+            return m
+        t_from = m
+    if not use_model:
+        return None
+    return _model_cross(s, others, band, t_from, c, before=before)
 
 
 def intent_grade_due(s: CustomerState, c: CompiledPolicy) -> int | None:

@@ -34,9 +34,10 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from streams.core.compiled import CompiledPolicy
+from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.due import next_due_c
 from streams.core.measures import churn_reasons, churn_score, intent, rfm, segment, value_class
 from streams.core.measures import stage_name as _stage_name
@@ -44,14 +45,53 @@ from streams.core.policy import Policy
 from streams.core.state import CustomerState, decode, encode
 from streams.core.stepping import regrade, roll
 from streams.core.timefmt import format_rfc3339
+from streams.models.model import score as model_score
 
-__all__ = ["build_snapshot", "grade", "next_due"]
+__all__ = ["build_snapshot", "grade", "model_block", "next_due"]
+
+
+def model_block(s: CustomerState, t: int, c: CompiledPolicy) -> dict[str, Any]:
+    """The churn model's figures at ``t`` (the snapshot's ``churn.model``; policies with a
+    model only). The full `score` (CLV's hypergeometric calls, ~15 µs) runs here, when a
+    snapshot is built, never per event. A customer with no live order has no BG/NBD clock:
+    the figures are then null."""
+    m = c.model
+    assert m is not None
+    first, last, n = s.first_order, s.last_order, s.live_orders
+    if n <= 0 or first is None or last is None:
+        figures: tuple[float | None, ...] = (None,) * 5
+    else:
+        win = s.win_count
+        sc = model_score(
+            m,
+            x=n - 1,
+            t_x_days=(last - first) / DAY,
+            T_days=(t - first) / DAY,
+            mean_order_value=max(0, s.win_cents) / 100 / win if win > 0 else math.nan,
+            value_orders=max(0, win),
+        )
+        figures = (
+            round(sc.p_alive, 4),
+            round(sc.p_no_order_90d, 4),
+            round(sc.expected_90d, 4),
+            round(sc.expected_365d, 4),
+            round(sc.clv, 2),
+        )
+    keys = ("p_alive", "p_no_order_90d", "expected_90d", "expected_365d", "clv")
+    return {"model_version": m.model_version, **dict(zip(keys, figures, strict=True))}
 
 
 def build_snapshot(s: CustomerState, t: int, c: CompiledPolicy) -> dict[str, Any]:
     """The grade at ``t`` of a state settled at ``t`` (``t == s.as_of``)."""
     r = rfm(s, t, c)
     score, band = churn_score(s, t, c)
+    churn: dict[str, Any] = {
+        "score": score,
+        "band": c.band_names[band],
+        "reasons": churn_reasons(s, t, c) if score > 0 else [],
+    }
+    if c.model is not None:
+        churn["model"] = model_block(s, t, c)
     return {
         "customer_id": s.customer_id,
         "as_of": format_rfc3339(t),
@@ -71,11 +111,7 @@ def build_snapshot(s: CustomerState, t: int, c: CompiledPolicy) -> dict[str, Any
         "lifecycle": _stage_name(s.stage),
         "intent_grade": intent(s, t, c).grade,
         "value_class": value_class(r.cents, c),
-        "churn": {
-            "score": score,
-            "band": c.band_names[band],
-            "reasons": churn_reasons(s, t, c) if score > 0 else [],
-        },
+        "churn": churn,
     }
 
 

@@ -6,6 +6,7 @@ Pure functions of (state, t, compiled policy). They read the cached window sums,
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from streams.core.compiled import DAY, LIFECYCLE_STAGES, CompiledPolicy
@@ -258,8 +259,81 @@ def others_weighted(p: ChurnParts, c: CompiledPolicy) -> float:
 
 
 def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
-    """Rounded to 4 places: the band is decided on the score the outputs show."""
-    return round(min(1.0, c.w_recency * recency + others), 4)
+    """Rounded to 4 places: the band is decided on the score the outputs show.
+
+    `recency`: the time part in [0, 1] (the overdue component, or with a churn model the
+    model's signal); `others`: the other parts already combined (`add_part`). Without a
+    model, a weighted sum; with one, a noisy-OR: 1 - (1 - w_model m)(1 - others).
+    """
+    if c.model is None:
+        return round(min(1.0, c.w_recency * recency + others), 4)
+    return round(1.0 - (1.0 - c.w_model * recency) * (1.0 - others), 4)
+
+
+def add_part(others: float, weighted: float, c: CompiledPolicy) -> float:
+    """`others` with one more weighted part: a sum, or with a model a noisy-OR."""
+    if c.model is None:
+        return others + weighted
+    return 1.0 - (1.0 - others) * (1.0 - weighted)
+
+
+def add_engagement(base: float, eng: float, c: CompiledPolicy) -> float:
+    """The others with the engagement component `eng` in [0, 1] (exactly what
+    `churn_core` computes, so due times and grades agree to the last bit)."""
+    if eng <= 0:
+        return base
+    return add_part(base, c.w_engagement * eng, c)
+
+
+# --- the churn model (docs/models.md) ---------------------------------------------------
+
+
+class ModelClock(NamedTuple):
+    """A customer's BG/NBD summary while no order comes: what the signal needs besides t."""
+
+    first: int  # first live order (epoch seconds): the customer's age T counts from it
+    x: int  # repeat orders: live orders - 1
+    t_x: float  # days from the first to the last order
+    k: float  # r + x
+    log_d: float  # ln(a / (b + x - 1)), 0 with x = 0
+
+
+def model_clock(s: CustomerState, c: CompiledPolicy) -> ModelClock | None:
+    """None for a customer with no live order (no BG/NBD clock) or a policy without model."""
+    first, last = s.first_order, s.last_order
+    if c.model is None or s.live_orders <= 0 or first is None or last is None:
+        return None
+    x = s.live_orders - 1
+    t_x = (last - first) / DAY if x > 0 and last > first else 0.0
+    log_d = math.log(c.model_a / (c.model_b + x - 1)) if x > 0 else 0.0
+    return ModelClock(first, x, t_x, c.model_r + x, log_d)
+
+
+def model_probs(k: ModelClock, t: int, c: CompiledPolicy) -> tuple[float, float]:
+    """(P(alive), P(no order in the next 90 days)) at ``t``: the same arithmetic as
+    `streams.models.model.score`, so the snapshot's model block and the score agree."""
+    age = (t - k.first) / DAY  # T, the customer's age in days
+    if age < k.t_x:
+        age = k.t_x
+    base = c.model_alpha + age
+    if k.x == 0:
+        alive = 1.0
+    else:
+        log_odds = k.log_d + k.k * math.log(base / (c.model_alpha + k.t_x))
+        alive = 0.0 if log_odds > 700.0 else 1.0 / (1.0 + math.exp(log_odds))
+    return alive, 1.0 - alive * (1.0 - math.exp(-k.k * math.log1p(90.0 / base)))
+
+
+def model_signal(k: ModelClock, t: int, c: CompiledPolicy) -> float:
+    """The churn model's part in [0, 1] at ``t``: P(no order in 90 days), or 1 - P(alive).
+    Without a new order it only rises with ``t`` (the due times rely on it)."""
+    alive, quiet = model_probs(k, t, c)
+    return 1.0 - alive if c.model_p_alive else quiet
+
+
+def model_sup(k: ModelClock, c: CompiledPolicy) -> float:
+    """What the signal tends to as ``t`` grows without an order (never reached)."""
+    return 0.0 if c.model_p_alive and k.x == 0 else 1.0
 
 
 def band_of(score: float, c: CompiledPolicy) -> int:
@@ -310,7 +384,12 @@ def engagement_component(s: CustomerState, t: int, c: CompiledPolicy) -> float:
 
 def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = True) -> ChurnCore:
     """Without `engagement`, the engagement term is left out (0): callers that know it
-    cannot move the band skip the scan of the interaction days."""
+    cannot move the band skip the scan of the interaction days.
+
+    With a churn model, `recency` is the model's signal and `others` the noisy-OR of the
+    other parts (`cadence_days` is then 0: unused)."""
+    if c.model is not None:
+        return _churn_core_model(s, t, c, engagement)
     last = s.last_order
     if last is None:
         rec, days, cad = 0.0, 0, 0.0
@@ -338,6 +417,22 @@ def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = T
     return ChurnCore(rec, others, days, cad, base, eng)
 
 
+def _churn_core_model(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool) -> ChurnCore:
+    k = model_clock(s, c)
+    m = 0.0 if k is None else model_signal(k, t, c)
+    last = s.last_order
+    days = 0 if last is None else (t - last) // DAY
+    others = 0.0
+    if s.complaints or s.cdays:
+        open_w, recent_w = complaint_weights(s, t, c)
+        others = c.w_complaints * min(1.0, open_w + recent_w)
+    if s.survey is not None and any(poor_survey(s, t, c)):
+        others = 1.0 - (1.0 - others) * (1.0 - c.w_surveys)
+    base = others
+    eng = engagement_component(s, t, c) if engagement else 0.0
+    return ChurnCore(m, add_engagement(base, eng, c), days, 0.0, base, eng)
+
+
 def churn_score(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int]:
     """(score, band index) — the hot-path form, without reasons."""
     k = churn_core(s, t, c)
@@ -349,7 +444,12 @@ def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str,
     """Each non-zero component as {code, message}, largest weighted contribution first."""
     p = churn_parts(s, t, c)
     found: list[tuple[float, int, str, str]] = []
-    if p.recency > 0:
+    if c.model is not None:
+        # Ranked by the share of the log-survival, -ln(1 - w c): the same order as w c.
+        reason = model_reason(s, t, c)
+        if reason is not None:
+            found.append(reason)
+    elif p.recency > 0:
         found.append(
             (
                 c.w_recency * p.recency,
@@ -407,6 +507,29 @@ def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str,
         )
     found.sort(key=lambda x: (-x[0], x[1]))
     return [{"code": code, "message": msg} for _, _, code, msg in found]
+
+
+def model_reason(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int, str, str] | None:
+    """(weighted part, rank, code, message) of the model's part, None when it is 0."""
+    k = model_clock(s, c)
+    if k is None or s.last_order is None:
+        return None
+    alive, quiet = model_probs(k, t, c)
+    m = 1.0 - alive if c.model_p_alive else quiet
+    if m <= 0 or c.w_model <= 0:
+        return None
+    n = s.live_orders
+    days = (t - s.last_order) // DAY
+    ago = "today" if days == 0 else f"{days} day{'' if days == 1 else 's'} ago"
+    last = "the last one today" if days == 0 else f"the last {ago}"
+    history = f"1 order, {ago}" if n == 1 else f"{n} orders, {last}"
+    p_quiet = f"P(no order in the next 90 days) {quiet:.2f}"
+    p_alive = f"P(alive) {alive:.2f}"
+    if c.model_p_alive:
+        code, msg = "model_not_alive", f"{p_alive}: {history}; {p_quiet}"
+    else:
+        code, msg = "model_quiet", f"{p_quiet}: {history}; {p_alive}"
+    return c.w_model * m, 0, code, f"{msg} (model {c.model_version})"
 
 
 def lifecycle_names() -> tuple[str, ...]:

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from streams.core.compiled import CompiledPolicy, compile_policy
 from streams.core.errors import PolicyError
+from streams.models.model import Model, ModelError, load_model
 
 __all__ = ["Policy", "default_policy", "load_policy", "policy_from_dict"]
 
@@ -181,13 +182,6 @@ class ChurnWeights(_Model):
     surveys: float = Field(ge=0, le=1)
     engagement: float = Field(ge=0, le=1)
 
-    @model_validator(mode="after")
-    def _check(self) -> ChurnWeights:
-        total = self.recency + self.complaints + self.surveys + self.engagement
-        if abs(total - 1.0) > 1e-9:
-            raise _fail("recency", f"the four weights must add up to 1 (they add up to {total})")
-        return self
-
 
 class Band(_Model):
     name: str = Field(min_length=1, max_length=32)
@@ -232,6 +226,17 @@ class ChurnEngagement(_Model):
     min_baseline: int = Field(ge=1)
 
 
+class ChurnModel(_Model):
+    """A fitted BG/NBD + Gamma-Gamma model (MODEL.json, `gradestream fit`) as the churn
+    score's time signal, in place of the recency-vs-cadence component (docs/models.md)."""
+
+    # Relative to the policy file's folder, or absolute; read and validated with the policy.
+    path: str = Field(min_length=1, max_length=4096)
+    # p_no_order_90d: P(no order in the next 90 days); p_alive: scored as 1 - P(alive).
+    signal: Literal["p_no_order_90d", "p_alive"] = "p_no_order_90d"
+    weight: float = Field(ge=0, le=1)
+
+
 class Churn(_Model):
     alert_band: str
     cooldown_hours: int = Field(ge=0)
@@ -241,9 +246,18 @@ class Churn(_Model):
     complaints: ChurnComplaints
     surveys: ChurnSurveys
     engagement: ChurnEngagement
+    model: ChurnModel | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Churn:
+        w = self.weights
+        total = w.recency + w.complaints + w.surveys + w.engagement
+        # With a model the parts combine as a noisy-OR, which stays in [0, 1] whatever the
+        # weights: the sum rule is the weighted sum's, and weights.recency is not used.
+        if self.model is None and abs(total - 1.0) > 1e-9:
+            raise _fail(
+                "weights.recency", f"the four weights must add up to 1 (they add up to {total})"
+            )
         if self.bands[0].min_score != 0:
             raise _fail("bands[0].min_score", "must be 0 so that every score has a band")
         _ascending("bands.min_score", [b.min_score for b in self.bands])
@@ -275,6 +289,9 @@ class Policy(_Model):
     value_class: ValueClass
     churn: Churn
     limits: Limits
+    # The model named by churn.model, loaded by `load_policy` / `policy_from_dict` (the
+    # only file I/O of the core); None without one.
+    _model: Model | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -300,6 +317,21 @@ class Policy(_Model):
             if not any(_matches(rule, r, f, m) for rule in self.segments):
                 raise _fail("segments", f"no rule matches R{r}F{f}M{m}; add a catch-all rule")
         return self
+
+    @property
+    def model(self) -> Model | None:
+        """The churn model loaded with the policy (None without `[churn.model]`)."""
+        return self._model
+
+    @property
+    def version(self) -> str:
+        """The version outputs carry: `policy_version`, plus ``+`` and the model's
+        `model_version` when the policy has a churn model (docs/models.md: a new model
+        file re-grades every customer, as a new policy does, even if the author kept
+        `policy_version`)."""
+        if self._model is None:
+            return self.policy_version
+        return f"{self.policy_version}+{self._model.model_version}"
 
     @cached_property
     def compiled(self) -> CompiledPolicy:
@@ -342,8 +374,14 @@ def _format(err: ValidationError) -> str:
     return "invalid policy: " + "; ".join(parts)
 
 
-def policy_from_dict(data: dict[str, Any]) -> Policy:
+def policy_from_dict(
+    data: dict[str, Any], *, base_dir: Path | None = None, model: Model | None = None
+) -> Policy:
     """Validate a parsed policy document; `PolicyError` names the key path and the reason.
+
+    With `[churn.model]`, the model file is read from `churn.model.path`, relative to
+    `base_dir` (the policy file's folder; None: the working directory) unless absolute.
+    `model`: an already loaded model to use instead of reading the path (tests).
 
     >>> policy_from_dict({"policy_version": "v"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -355,9 +393,41 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
             f"invalid policy: the document must be a mapping, not {type(data).__name__}"
         )
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as err:
         raise PolicyError(_format(err)) from None
+    spec = policy.churn.model
+    if spec is None:
+        if model is not None:
+            raise PolicyError("invalid policy: churn.model: a model was given, the policy has none")
+        return policy
+    if model is None:
+        path = Path(spec.path)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            model = load_model(path)
+        except ModelError as err:
+            raise PolicyError(f"invalid policy: churn.model.path: {err}") from None
+    _attach(policy, model)
+    return policy
+
+
+def _attach(policy: Policy, model: Model) -> None:
+    base = policy.currency.base
+    if model.currency != base:
+        raise PolicyError(
+            f"invalid policy: churn.model.path: model {model.model_version} is in "
+            f"{model.currency}, the policy's base currency is {base} (fit it with this "
+            "policy: gradestream fit --policy)"
+        )
+    version = f"{policy.policy_version}+{model.model_version}"
+    if len(version) > 128:
+        raise PolicyError(
+            f"invalid policy: policy_version: with the model's version it makes {version!r}, "
+            "longer than 128 characters"
+        )
+    policy._model = model
 
 
 def _parse(text: str, suffix: str, where: str) -> dict[str, Any]:
@@ -395,7 +465,7 @@ def load_policy(path: Path | None = None) -> Policy:
         where, suffix = str(path), path.suffix.lower()
     data = _parse(text, suffix, where)
     try:
-        return policy_from_dict(data)
+        return policy_from_dict(data, base_dir=None if path is None else path.parent)
     except PolicyError as err:
         raise PolicyError(f"{where}: {err}") from None
 

@@ -1,4 +1,7 @@
-"""Properties of the core: duplicates, reordering, purity, determinism."""
+"""Properties of the core: duplicates, reordering, purity, determinism.
+
+The due-time properties run under the default policy and under policies with a churn
+model (both signals), whose band moves by time on the model's own curve."""
 
 from __future__ import annotations
 
@@ -15,11 +18,18 @@ from streams.core import timefmt
 from streams.core.engine import advance, apply, new_state, revision, snapshot
 from streams.core.grading import grade
 from streams.core.measures import churn_score, lifecycle, stage_name
-from streams.core.policy import load_policy
+from streams.core.policy import Policy, load_policy
 from streams.core.state import encode
 from tests.core.builders import DAY, T0, Event, complaint, interaction, order
+from tests.core.models import model_policy
 
 POLICY = load_policy()
+# The default, and the same rules with a churn model in place of recency.
+POLICIES = pytest.mark.parametrize(
+    "policy",
+    [POLICY, model_policy(), model_policy(signal="p_alive")],
+    ids=["default", "model-p_no_order", "model-p_alive"],
+)
 SPAN = 6 * DAY  # inside the 7-day lateness bound
 INTERACTIONS = [
     "page_view",
@@ -73,11 +83,11 @@ def events(draw: st.DrawFn, span: int = SPAN) -> Event:
     )
 
 
-def _run(evs: list[Event]) -> tuple[Any, list[Event]]:
+def _run(evs: list[Event], policy: Policy = POLICY) -> tuple[Any, list[Event]]:
     s = new_state("cust-1")
     out: list[Event] = []
     for ev in evs:
-        out.extend(apply(s, ev, POLICY).outputs)
+        out.extend(apply(s, ev, policy).outputs)
     return s, out
 
 
@@ -93,20 +103,21 @@ def test_a_duplicate_changes_nothing(evs: list[Event], data: st.DataObject) -> N
     assert encode(s) == before
 
 
+@POLICIES
 @settings(max_examples=200, deadline=None)
 @given(st.lists(events(), min_size=1, max_size=25), st.randoms(use_true_random=False))
 def test_reordering_within_the_lateness_bound_gives_the_same_snapshot(
-    evs: list[Event], rnd: Any
+    policy: Policy, evs: list[Event], rnd: Any
 ) -> None:
     shuffled = list(evs)
     rnd.shuffle(shuffled)
-    a, _ = _run(evs)
-    b, _ = _run(shuffled)
+    a, _ = _run(evs, policy)
+    b, _ = _run(shuffled, policy)
     end = T0 + SPAN + DAY
-    advance(a, end, POLICY)
-    advance(b, end, POLICY)
-    assert snapshot(a, POLICY) == snapshot(b, POLICY)
-    assert grade(a, end + 400 * DAY, POLICY) == grade(b, end + 400 * DAY, POLICY)
+    advance(a, end, policy)
+    advance(b, end, policy)
+    assert snapshot(a, policy) == snapshot(b, policy)
+    assert grade(a, end + 400 * DAY, policy) == grade(b, end + 400 * DAY, policy)
 
 
 @settings(max_examples=60, deadline=None)
@@ -122,18 +133,19 @@ def test_same_input_gives_byte_identical_outputs(evs: list[Event]) -> None:
     assert once() == once()
 
 
+@POLICIES
 @settings(max_examples=60, deadline=None)
 @given(st.lists(events(span=200 * DAY), min_size=1, max_size=40))
-def test_outputs_do_not_depend_on_sweep_timing(evs: list[Event]) -> None:
+def test_outputs_do_not_depend_on_sweep_timing(policy: Policy, evs: list[Event]) -> None:
     evs = sorted(evs, key=lambda e: str(e["occurred_at"]))
-    s1, out1 = _run(evs)
-    out1.extend(advance(s1, T0 + 800 * DAY, POLICY))
-    s2, out2 = _run(evs)
+    s1, out1 = _run(evs, policy)
+    out1.extend(advance(s1, T0 + 800 * DAY, policy))
+    s2, out2 = _run(evs, policy)
     for day in range(0, 800, 13):
-        out2.extend(advance(s2, T0 + day * DAY, POLICY))
-    out2.extend(advance(s2, T0 + 800 * DAY, POLICY))
+        out2.extend(advance(s2, T0 + day * DAY, policy))
+    out2.extend(advance(s2, T0 + 800 * DAY, policy))
     assert out1 == out2
-    assert snapshot(s1, POLICY) == snapshot(s2, POLICY)
+    assert snapshot(s1, policy) == snapshot(s2, policy)
 
 
 class _NoClock(dt.datetime):
@@ -173,23 +185,24 @@ def test_grading_never_reads_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> 
     assert grade(s, T0 + 1000 * DAY, POLICY)["lifecycle"] == "churned"
 
 
+@POLICIES
 @settings(max_examples=300, deadline=None)
 @given(st.lists(events(span=200 * DAY), min_size=1, max_size=40), st.integers(1, 400))
-def test_due_times_never_miss_a_change(evs: list[Event], days_after: int) -> None:
+def test_due_times_never_miss_a_change(policy: Policy, evs: list[Event], days_after: int) -> None:
     """Between due times nothing categorical may move: the held stage and band, kept only
     at due times and events, equal a fresh evaluation at any instant."""
     evs = sorted(evs, key=lambda e: str(e["occurred_at"]))
-    s, _ = _run(evs)
-    c = POLICY.compiled
+    s, _ = _run(evs, policy)
+    c = policy.compiled
     start = s.as_of
     for step in range(0, days_after * DAY, 5 * DAY + 7777):
         t = start + step
-        advance(s, t, POLICY)
+        advance(s, t, policy)
         assert stage_name(s.stage) == stage_name(lifecycle(s, t, c))
         assert (s.band or c.band_names[0]) == c.band_names[churn_score(s, t, c)[1]]
         # Nothing categorical a snapshot shows moves between due times: the snapshot at
         # as_of (the last due processed) grades like a fresh look at t.
-        assert _categories(snapshot(s, POLICY)) == _categories(grade(s, t, POLICY))
+        assert _categories(snapshot(s, policy)) == _categories(grade(s, t, policy))
 
 
 def _categories(g: dict[str, Any]) -> tuple[Any, ...]:
@@ -207,7 +220,9 @@ def _categories(g: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _with_sweeps(evs: list[Event], cuts: list[float]) -> tuple[Any, list[Event], int]:
+def _with_sweeps(
+    evs: list[Event], cuts: list[float], policy: Policy = POLICY
+) -> tuple[Any, list[Event], int]:
     """Apply sorted events with an extra advance at a fraction of each gap (cut < 0: none)."""
     s = new_state("cust-1")
     out: list[Event] = []
@@ -216,39 +231,40 @@ def _with_sweeps(evs: list[Event], cuts: list[float]) -> tuple[Any, list[Event],
     for ev, cut in zip(evs, cuts, strict=True):
         t = timefmt.parse_rfc3339(str(ev["occurred_at"]))
         if prev is not None and cut >= 0:
-            out.extend(advance(s, prev + int((t - prev) * cut), POLICY))
+            out.extend(advance(s, prev + int((t - prev) * cut), policy))
             sweeps += 1
-        out.extend(apply(s, ev, POLICY).outputs)
+        out.extend(apply(s, ev, policy).outputs)
         prev = t
     return s, out, sweeps
 
 
+@POLICIES
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(events(span=300 * DAY), st.floats(-1, 1)), min_size=1, max_size=40),
     st.integers(0, 500),
 )
 def test_extra_sweeps_between_events_change_nothing(
-    pairs: list[tuple[Event, float]], tail_days: int
+    policy: Policy, pairs: list[tuple[Event, float]], tail_days: int
 ) -> None:
     """Sweeps at arbitrary moments between events (beyond the due-driven ones inside
     `apply`) give the same outputs and the same final snapshot, as_of included."""
     pairs = sorted(pairs, key=lambda p: str(p[0]["occurred_at"]))
     evs = [e for e, _ in pairs]
-    plain, out_plain, _ = _with_sweeps(evs, [-1.0] * len(evs))
-    swept, out_swept, _ = _with_sweeps(evs, [cut for _, cut in pairs])
+    plain, out_plain, _ = _with_sweeps(evs, [-1.0] * len(evs), policy)
+    swept, out_swept, _ = _with_sweeps(evs, [cut for _, cut in pairs], policy)
     assert out_swept == out_plain
-    assert snapshot(swept, POLICY) == snapshot(plain, POLICY)
+    assert snapshot(swept, policy) == snapshot(plain, policy)
     last = plain.as_of
     end = last + tail_days * DAY
     # A sweep at the end too, and the pure grade at an arbitrary later instant.
-    out_plain.extend(advance(plain, end, POLICY))
+    out_plain.extend(advance(plain, end, policy))
     for day in range(0, tail_days, 17):
-        out_swept.extend(advance(swept, last + day * DAY, POLICY))
-    out_swept.extend(advance(swept, end, POLICY))
+        out_swept.extend(advance(swept, last + day * DAY, policy))
+    out_swept.extend(advance(swept, end, policy))
     assert out_swept == out_plain
-    assert snapshot(swept, POLICY) == snapshot(plain, POLICY)
-    assert grade(swept, end + 3 * DAY, POLICY) == grade(plain, end + 3 * DAY, POLICY)
+    assert snapshot(swept, policy) == snapshot(plain, policy)
+    assert grade(swept, end + 3 * DAY, policy) == grade(plain, end + 3 * DAY, policy)
 
 
 @settings(max_examples=100, deadline=None)
@@ -303,29 +319,30 @@ def engaged_customer(draw: st.DrawFn) -> list[Event]:
     return sorted(evs, key=lambda e: str(e["occurred_at"]))
 
 
+@POLICIES
 @settings(max_examples=300, deadline=None)
 @given(engaged_customer(), st.integers(1, 300), st.integers(1, 6 * DAY))
 def test_due_times_never_miss_an_intent_or_band_change(
-    evs: list[Event], days_after: int, stride: int
+    policy: Policy, evs: list[Event], days_after: int, stride: int
 ) -> None:
     s = new_state("cust-1")
-    c = POLICY.compiled
+    c = policy.compiled
     for ev in evs:
-        apply(s, ev, POLICY)
+        apply(s, ev, policy)
         t = s.as_of + stride
-        assert _categories(grade(s, t, POLICY)) == _categories(_looked_at(s, t))
+        assert _categories(grade(s, t, policy)) == _categories(_looked_at(s, t, policy))
     start = s.as_of
     for step in range(0, days_after * DAY, stride + 3 * DAY):
         t = start + step
-        advance(s, t, POLICY)
+        advance(s, t, policy)
         assert (s.band or c.band_names[0]) == c.band_names[churn_score(s, t, c)[1]]
-        assert _categories(snapshot(s, POLICY)) == _categories(grade(s, t, POLICY))
+        assert _categories(snapshot(s, policy)) == _categories(grade(s, t, policy))
 
 
-def _looked_at(s: Any, t: int) -> dict[str, Any]:
+def _looked_at(s: Any, t: int, policy: Policy) -> dict[str, Any]:
     """The grade at t after advancing a copy (the same as `grade`, by another road)."""
     from streams.core.state import decode
 
     copy = decode(encode(s))
-    advance(copy, t, POLICY)
-    return snapshot(copy, POLICY)
+    advance(copy, t, policy)
+    return snapshot(copy, policy)
