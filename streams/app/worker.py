@@ -45,6 +45,8 @@ from streams.sinks.redis_view import RedisView
 log = logging.getLogger(__name__)
 
 JSON = orjson.OPT_SORT_KEYS
+# An event dated further ahead of the wall clock than this is refused (from_the_future).
+MAX_AHEAD_SECONDS = 24 * 3600
 
 
 def faust_credentials(settings: Settings) -> dict[str, Any]:
@@ -193,6 +195,16 @@ class GradingWorker:
                 return
             customer_id = decoded.key
             event_time = engine.event_time(decoded.event)
+            if event_time > time.time() + MAX_AHEAD_SECONDS:
+                # One such event would move its customer (and, under the event clock, its
+                # whole partition) to that time: every later event would come too late.
+                ahead = Rejection(
+                    "from_the_future",
+                    f"/occurred_at: {decoded.event['occurred_at']} is more than "
+                    f"{MAX_AHEAD_SECONDS // 3600} h ahead of this worker's clock",
+                )
+                await self._dead_letter(value, key, source, ahead)
+                return
             now = self._read_time(message.partition, event_time)
             async with self._locked(customer_id):
                 state = self._load(customer_id)
