@@ -6,6 +6,7 @@ replay is in the output topics at least once; duplicates are counted."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import signal
 from collections import Counter
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.produce import produce_async
@@ -111,6 +113,15 @@ async def test_sigkill_loses_nothing(
             assert over_http == {c: expected_grades[c] for c in sample}
 
     outputs = await read_outputs(deployment)
+    # Dead letters as replay has them, once each: a re-delivered record is no dead letter.
+    dead = Counter(
+        base64.b64decode(d["value_b64"])
+        for d in await read_all(deployment.kafka, deployment.topics["dead-letters"])
+    )
+    replay_dead = Counter(
+        base64.b64decode(orjson.loads(line)["value_b64"])
+        for line in (tmp_path / "dlq.jsonl").read_bytes().splitlines()
+    )
     got_ids = {o["event_id"] for o in outputs}
     want_ids = {o["event_id"] for o in expected_outputs}
     lost = want_ids - got_ids
@@ -130,11 +141,14 @@ async def test_sigkill_loses_nothing(
         lost=len(lost),
         unexpected=len(unexpected),
         duplicate_outputs=duplicates(outputs),
+        dead_letters=dead.total(),
+        replay_dead_letters=replay_dead.total(),
         duplicates_by_type=dict(
             Counter(o["type"] for o in outputs) - Counter(o["type"] for o in expected_outputs)
         ),
     )
     assert not lost, f"{len(lost)} output events of replay never appeared"
+    assert dead == replay_dead, f"dead letters {dead.total()}, replay's {replay_dead.total()}"
     assert not unexpected, f"{len(unexpected)} output events replay does not have"
     assert not differ, f"{len(differ)} output events differ from replay's"
     assert len(killed_at) == trial.kills
