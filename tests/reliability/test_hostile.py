@@ -153,7 +153,7 @@ class Size:
     [
         pytest.param(Size(100, 365, 1_000, 31), id="short"),
         pytest.param(
-            Size(1000, 365, 10_000, 32),
+            Size(1000, 365, 10_600, 32),
             id="long",
             marks=[pytest.mark.soak, pytest.mark.timeout(1800)],
         ),
