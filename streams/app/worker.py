@@ -45,9 +45,6 @@ from streams.sinks.redis_view import RedisView
 log = logging.getLogger(__name__)
 
 JSON = orjson.OPT_SORT_KEYS
-# Table keys of the per-input-partition progress markers (no customer id starts with a
-# control character: the schemas forbid them).
-MARKER_PREFIX = "\x00done:"
 # An event dated further ahead of the wall clock than this is refused (from_the_future).
 MAX_AHEAD_SECONDS = 24 * 3600
 
@@ -94,8 +91,6 @@ class GradingWorker:
         # One customer's load-grade-publish-persist at a time (input and tick agents).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.lock_users: defaultdict[str, int] = defaultdict(int)
-        # Next input offset to process per marker key (a cache of the table's markers).
-        self.done: dict[bytes, int] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -178,32 +173,6 @@ class GradingWorker:
         return agent
 
     async def _on_record(self, topic_name: str, event: faust.EventT[bytes]) -> None:
-        """Handle one input record once, even when Kafka delivers it again.
-
-        After a crash, Kafka re-delivers from the last committed offset, which lags what
-        was processed. The table keeps, per input partition and in the same changelog as
-        the states, the next offset to process and the partition's stream time there:
-        records below it were applied (or dead-lettered) before and are skipped, and the
-        event clock resumes at that offset's time. Without it a re-delivered record was
-        judged against states and a clock from its future: refused as too_late, and when
-        the state had not kept it (a crash between publishing and persisting, or a
-        changelog that had not got the last write), never applied at all.
-        """
-        message = event.message
-        marker = f"{MARKER_PREFIX}{message.topic}:{message.partition}".encode()
-        done = self.done.get(marker)
-        if done is None:
-            stored = self.customers.get(marker)
-            done = self.done[marker] = orjson.loads(stored)[0] if stored else 0
-        if message.offset < done:
-            metrics.DUPLICATES.inc()  # delivered again after a crash; handled before
-            return
-        await self._handle(topic_name, event)
-        self.done[marker] = message.offset + 1
-        clock = self.partition_time.get(message.partition, 0)
-        self.customers[marker] = orjson.dumps([message.offset + 1, clock])
-
-    async def _handle(self, topic_name: str, event: faust.EventT[bytes]) -> None:
         message = event.message
         value: bytes = message.value or b""
         key: bytes | None = message.key
@@ -222,8 +191,7 @@ class GradingWorker:
             if decoded.rekeyed:
                 # Keyless: send it again keyed by customer_id, so that it lands on the
                 # partition (and worker) that owns the customer's state.
-                sent = await self.inputs[topic_name].send(key=decoded.key.encode(), value=value)
-                await sent  # acknowledged before this record counts as handled
+                await self.inputs[topic_name].send(key=decoded.key.encode(), value=value)
                 return
             customer_id = decoded.key
             event_time = engine.event_time(decoded.event)
@@ -294,8 +262,6 @@ class GradingWorker:
     # -- state ----------------------------------------------------------------------------
 
     def _find(self, customer_id: str) -> CustomerState | None:
-        if customer_id.startswith(MARKER_PREFIX):
-            return None
         raw = self.customers.get(customer_id.encode())
         return None if raw is None else decode_state(raw)
 
@@ -362,8 +328,7 @@ class GradingWorker:
             rejection.code,
         )
         record = dead_letter(value, key, source, rejection)
-        sent = await self.dead_letters.send(key=key, value=orjson.dumps(record, option=JSON))
-        await sent  # acknowledged before the record counts as handled (see _on_record)
+        await self.dead_letters.send(key=key, value=orjson.dumps(record, option=JSON))
 
     # -- time -----------------------------------------------------------------------------
 
@@ -404,24 +369,15 @@ class GradingWorker:
         started = time.perf_counter()
         partitions = self.settings.partitions
         self.dues = {}
-        self.done = {}
-        graded_at: dict[int, int] = {}
-        resume_at: dict[int, int] = {}
-        for key, value in self.customers.items():
-            if key.startswith(MARKER_PREFIX.encode()):
-                # The event clock resumes where processing stopped (see _on_record).
-                partition = int(key.rsplit(b":", 1)[1])
-                clock = orjson.loads(value)[1]
-                resume_at[partition] = max(resume_at.get(partition, 0), clock)
-                continue
+        for value in self.customers.values():
             state = decode_state(value)
             partition = partition_of(state.customer_id, partitions)
             self._due(partition).set(state.customer_id, state.due)
-            graded_at[partition] = max(graded_at.get(partition, 0), state.as_of)
-        if self.settings.clock == "event":
-            # Tables written before the markers: the latest time a customer was graded at.
-            for partition, clock in (graded_at | resume_at).items():
-                self.partition_time[partition] = max(self.partition_time.get(partition, 0), clock)
+            if self.settings.clock == "event":
+                # The event clock restarts from the stored states, at the latest time a
+                # customer of the partition was graded at.
+                time_then = self.partition_time.get(partition, state.as_of)
+                self.partition_time[partition] = max(time_then, state.as_of)
         self.ready = True
         count = sum(len(index) for index in self.dues.values())
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
