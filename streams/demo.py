@@ -44,13 +44,18 @@ OUTPUT_TOPICS = ("tier-changes", "churn-risk", "lifecycle-changes")
 
 
 def service(script: str, env_name: str) -> str:
-    """The address from the environment, else the local service (started if needed)."""
+    """The address from the environment, else a local one that already answers (say, from
+    another checkout), else the local service, started now."""
     if address := os.environ.get(env_name):
         return address
-    out = subprocess.run(
-        [REPO / "deploy" / script, "up"], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
+    path = REPO / "deploy" / script
+    running = subprocess.run([path, "status"], capture_output=True, text=True, check=False)
+    if running.returncode == 0 and running.stdout.strip():
+        return running.stdout.strip().splitlines()[-1]
+    started = subprocess.run([path, "up"], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        raise SystemExit(f"{script} up failed:\n{started.stderr}")
+    return started.stdout.strip().splitlines()[-1]
 
 
 def free_port() -> int:
