@@ -300,12 +300,7 @@ def apply(
     except (KeyError, TypeError, ValueError) as err:
         return _refuse("invalid_event", f"{etype}: missing or malformed field {err!r}")
 
-    out: list[dict[str, Any]] = []
-    if s.policy_version != c.version:
-        if s.policy_version:
-            out.extend(regrade_for_policy(s, s.as_of, policy))
-        else:
-            s.policy_version = c.version
+    out = _adopt_policy(s, policy)
     if ts > s.as_of:
         if s.due is not None and s.due <= ts:
             out.extend(_advance(s, ts, c))
@@ -378,6 +373,17 @@ def _churn_due(
     return min_due(due, churn_due(s, c, parts, due, worst_engagement=True))
 
 
+def _adopt_policy(state: CustomerState, policy: Policy) -> list[dict[str, Any]]:
+    """Bring a state graded under another policy_version to `policy`, in place: a new
+    state just takes its version; an old one is re-graded (cause policy_change)."""
+    if state.policy_version == policy.compiled.version:
+        return []
+    if not state.policy_version:
+        state.policy_version = policy.compiled.version
+        return []
+    return list(regrade_for_policy(state, state.as_of, policy))
+
+
 def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, Any]]:
     """Let time pass to ``now`` (in place): re-grade at each due time <= now in turn.
 
@@ -391,12 +397,7 @@ def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, An
     ``(as_of, seq)``; the state must be persisted when that or ``state.due`` moved.
     """
     c = policy.compiled
-    out: list[dict[str, Any]] = []
-    if state.policy_version != c.version:
-        if state.policy_version:
-            out.extend(regrade_for_policy(state, state.as_of, policy))
-        else:
-            state.policy_version = c.version
+    out = _adopt_policy(state, policy)
     out.extend(_advance(state, now, c))
     return out
 
