@@ -154,6 +154,27 @@ def holds_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     return _first_after(s.as_of, cands)
 
 
+def _recency_target(band: int, others: float, c: CompiledPolicy) -> float | None:
+    """The score that starts the band above `band`, if recency alone can reach it with the
+    other components held at `others`; None when there is no higher band or it is out of
+    reach."""
+    mins = c.band_mins
+    if band + 1 >= len(mins):
+        return None
+    target = mins[band + 1]
+    return None if score_of(1.0, others, c) < target else target
+
+
+def _recency_guess(
+    cad: float, target: float, others: float, now_days: int, c: CompiledPolicy
+) -> int:
+    """The day (since the last order) at which recency should reach `target`, by inverting
+    the linear overdue ramp; float rounding may put it a day off either way."""
+    need = (target - others) / c.w_recency
+    guess = cad * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
+    return max(now_days + 1, math.ceil(guess))
+
+
 def _recency_cross(
     last: int, cad: float, others: float, band: int, t_from: int, c: CompiledPolicy
 ) -> int | None:
@@ -161,16 +182,11 @@ def _recency_cross(
 
     `others`: the other components, weighted and summed, held constant. None: never.
     """
-    mins = c.band_mins
-    if band + 1 >= len(mins):
-        return None
-    target = mins[band + 1]
-    if score_of(1.0, others, c) < target:
+    target = _recency_target(band, others, c)
+    if target is None:
         return None
     now_days = (t_from - last) // DAY
-    need = (target - others) / c.w_recency
-    guess = cad * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
-    d = max(now_days + 1, math.ceil(guess))
+    d = _recency_guess(cad, target, others, now_days, c)
     # Float rounding may put the guess a day off either way: settle on the exact first day.
     while d - 1 > now_days and score_of(recency_component(d - 1, cad, c), others, c) >= target:
         d -= 1
@@ -265,18 +281,13 @@ def churn_due(
         p = churn_core(s, s.as_of, c)
     band = band_of(score_of(p.recency, p.others, c), c)
     others = p.base + c.w_engagement if worst_engagement else p.others
-    mins = c.band_mins
-    if band + 1 >= len(mins):
-        return None
-    target = mins[band + 1]
-    if score_of(1.0, others, c) < target:
+    target = _recency_target(band, others, c)
+    if target is None:
         return None
     if before is not None:
         # The 4-place rounding moves the crossing by well under a day for any sane
         # cadence; two days of margin keep the shortcut a true lower bound.
-        need = (target - others) / c.w_recency
-        guess = p.cadence_days * (c.overdue_start + need * (c.overdue_full - c.overdue_start))
-        d = max(p.recency_days + 1, math.ceil(guess))
+        d = _recency_guess(p.cadence_days, target, others, p.recency_days, c)
         if last + (d - 2) * DAY >= before:
             return None
     return _recency_cross(last, p.cadence_days, others, band, s.as_of, c)
