@@ -12,6 +12,14 @@ DEAD_LETTERS = Counter(
     "gradestream_dead_letters_total", "Input records sent to the dead-letter topic", ["reason"]
 )
 DUPLICATES = Counter("gradestream_duplicates_total", "Events seen before, applied once")
+REDELIVERED = Counter(
+    "gradestream_redelivered_total",
+    "Input records delivered again after they were handled (skipped)",
+)
+REWINDS = Counter(
+    "gradestream_rewinds_total",
+    "Seeks back to the next record to handle, after Kafka delivered records past it",
+)
 OUTPUTS = Counter("gradestream_outputs_total", "Output events published", ["type"])
 PROCESSING_SECONDS = Histogram(
     "gradestream_processing_seconds",

@@ -16,10 +16,11 @@ holds back only that agent (its offsets are not committed until Redis has the ba
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +46,9 @@ from streams.sinks.redis_view import RedisView
 log = logging.getLogger(__name__)
 
 JSON = orjson.OPT_SORT_KEYS
+# Table keys of the per-input-partition progress markers (no customer id starts with a
+# control character: the schemas forbid them).
+MARKER_PREFIX = "\x00done:"
 # An event dated further ahead of the wall clock than this is refused (from_the_future).
 MAX_AHEAD_SECONDS = 24 * 3600
 
@@ -91,6 +95,10 @@ class GradingWorker:
         # One customer's load-grade-publish-persist at a time (input and tick agents).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.lock_users: defaultdict[str, int] = defaultdict(int)
+        # Per marker key (an input partition): the next offset to handle (a cache of the
+        # table's marker), and the offset read ahead of it when we sought back to it.
+        self.done: dict[bytes, int] = {}
+        self.rewound: dict[bytes, int] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -154,8 +162,8 @@ class GradingWorker:
             )
         app.agent(self.ticks, name="ticks", concurrency=1)(self._tick_agent)
         app.agent(self.grades, name="redis-view", concurrency=1)(self._view_agent)
-        app.timer(self.settings.sweep_interval_seconds)(self._sweep)
-        app.timer(5.0)(self._measure_lag)
+        app.timer(self.settings.sweep_interval_seconds)(_logged(self._sweep))
+        app.timer(5.0)(_logged(self._measure_lag))
         app.on_rebalance_complete.connect(self._rebuild_due_index)
         self._register_web()
 
@@ -173,6 +181,58 @@ class GradingWorker:
         return agent
 
     async def _on_record(self, topic_name: str, event: faust.EventT[bytes]) -> None:
+        """Handle each input record once and in offset order, whatever Kafka delivers.
+
+        The table keeps, per input partition and in the same changelog as the states,
+        the next offset to handle and the partition's stream time there (the marker).
+        - A record below it was handled before (re-delivered after a crash, from a commit
+          that lagged): skipped. The event clock resumes at the marker's time, so that
+          the records after it meet the clock they would have met without the crash.
+        - A record above it means records in between were never handled: faust drops
+          the rest of a fetched batch when a rebalance cuts in, then reads on from where
+          the fetch had got to (and may commit past the dropped records). We seek back
+          to the marker and skip what had been read past the first record read ahead.
+          When a record up to that one is next after the seek, nothing lay before it
+          (a transaction marker, compaction, retention) and we go on from there.
+        """
+        message = event.message
+        marker = f"{MARKER_PREFIX}{message.topic}:{message.partition}".encode()
+        done = self._done(marker)
+        offset = message.offset
+        if done is not None and offset != done:
+            if offset < done:
+                metrics.REDELIVERED.inc()
+                return
+            ahead = self.rewound.get(marker)
+            if ahead is None:
+                await self._rewind(marker, message.tp, done, offset)
+                return
+            if offset > ahead:
+                return  # read ahead before the seek took effect; it comes again
+            log.info("%s: no records in [%d, %d), going on", message.tp, done, offset)
+        self.rewound.pop(marker, None)
+        await self._handle(topic_name, event)
+        self.done[marker] = offset + 1
+        clock = self.partition_time.get(message.partition, 0)
+        self.customers[marker] = orjson.dumps([offset + 1, clock])
+
+    def _done(self, marker: bytes) -> int | None:
+        done = self.done.get(marker)
+        if done is None:
+            stored = self.customers.get(marker)
+            if stored is not None:
+                done = self.done[marker] = orjson.loads(stored)[0]
+        return done
+
+    async def _rewind(self, marker: bytes, tp: TopicPartition, done: int, ahead: int) -> None:
+        metrics.REWINDS.inc()
+        log.warning("%s: read at %d, next to handle is %d: seeking back", tp, ahead, done)
+        self.rewound[marker] = ahead
+        # seek_wait seeks from faust's consumer thread, which owns the aiokafka consumer
+        # (Consumer.seek calls it from this one; after it the partition stalled once).
+        await self.app.consumer.seek_wait({tp: done})
+
+    async def _handle(self, topic_name: str, event: faust.EventT[bytes]) -> None:
         message = event.message
         value: bytes = message.value or b""
         key: bytes | None = message.key
@@ -191,7 +251,8 @@ class GradingWorker:
             if decoded.rekeyed:
                 # Keyless: send it again keyed by customer_id, so that it lands on the
                 # partition (and worker) that owns the customer's state.
-                await self.inputs[topic_name].send(key=decoded.key.encode(), value=value)
+                sent = await self.inputs[topic_name].send(key=decoded.key.encode(), value=value)
+                await sent  # acknowledged before this record counts as handled
                 return
             customer_id = decoded.key
             event_time = engine.event_time(decoded.event)
@@ -262,6 +323,8 @@ class GradingWorker:
     # -- state ----------------------------------------------------------------------------
 
     def _find(self, customer_id: str) -> CustomerState | None:
+        if customer_id.startswith(MARKER_PREFIX):
+            return None
         raw = self.customers.get(customer_id.encode())
         return None if raw is None else decode_state(raw)
 
@@ -328,7 +391,8 @@ class GradingWorker:
             rejection.code,
         )
         record = dead_letter(value, key, source, rejection)
-        await self.dead_letters.send(key=key, value=orjson.dumps(record, option=JSON))
+        sent = await self.dead_letters.send(key=key, value=orjson.dumps(record, option=JSON))
+        await sent  # acknowledged before the record counts as handled (see _on_record)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -356,9 +420,13 @@ class GradingWorker:
             if now is None:
                 continue
             for customer_id in index.pop_due(now):
-                await self.ticks.send(
-                    key=customer_id.encode(), value=str(now).encode(), partition=partition
-                )
+                try:
+                    await self.ticks.send(
+                        key=customer_id.encode(), value=str(now).encode(), partition=partition
+                    )
+                except Exception:
+                    index.set(customer_id, now)  # the next sweep tries again
+                    raise
                 swept += 1
         metrics.SWEEP_CUSTOMERS.observe(swept)
         metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
@@ -368,28 +436,54 @@ class GradingWorker:
         """After a rebalance, index the due times of the customers this worker now owns."""
         started = time.perf_counter()
         partitions = self.settings.partitions
-        self.dues = {}
-        for value in self.customers.values():
+        self.dues, self.done, self.rewound = {}, {}, {}
+        graded_at: dict[int, int] = {}
+        resume_at: dict[int, int] = {}
+        for key, value in self.customers.items():
+            if key.startswith(MARKER_PREFIX.encode()):
+                partition = int(key.rsplit(b":", 1)[1])
+                next_offset, clock = orjson.loads(value)
+                self.done[key] = next_offset
+                resume_at[partition] = max(resume_at.get(partition, 0), clock)
+                continue
             state = decode_state(value)
             partition = partition_of(state.customer_id, partitions)
             self._due(partition).set(state.customer_id, state.due)
-            if self.settings.clock == "event":
-                # The event clock restarts from the stored states, at the latest time a
-                # customer of the partition was graded at.
-                time_then = self.partition_time.get(partition, state.as_of)
-                self.partition_time[partition] = max(time_then, state.as_of)
+            graded_at[partition] = max(graded_at.get(partition, 0), state.as_of)
+        if self.settings.clock == "event":
+            # The event clock resumes where handling stopped (see _on_record); for a table
+            # without markers, at the latest time a customer of the partition was graded.
+            for partition, clock in (graded_at | resume_at).items():
+                self.partition_time[partition] = max(self.partition_time.get(partition, 0), clock)
+        await self._seek_to_markers()
         self.ready = True
         count = sum(len(index) for index in self.dues.values())
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
+    async def _seek_to_markers(self) -> None:
+        """Read again, from its marker, an input partition whose committed offset is past
+        it (records committed but never handled): if no record came after them, no
+        record would ever show the gap to _on_record."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in self.inputs:
+                continue
+            marker = f"{MARKER_PREFIX}{tp.topic}:{tp.partition}".encode()
+            done = self.done.get(marker)
+            position = await consumer.position(tp)
+            if done is not None and position is not None and position > done:
+                await self._rewind(marker, tp, done, position)
+
     async def _measure_lag(self) -> None:
+        # During a rebalance a partition can be assigned with no position or highwater yet.
         consumer = self.app.consumer
         assigned: set[TopicPartition] = consumer.assignment()
         lag: dict[str, int] = {}
         for tp in assigned:
             position = await consumer.position(tp)
-            if position is not None:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, consumer.highwater(tp) - position)
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
         for topic, value in lag.items():
             metrics.CONSUMER_LAG.labels(topic).set(value)
 
@@ -416,6 +510,19 @@ class GradingWorker:
         @app.page("/metrics")
         async def prometheus(web: View, request: Request) -> Response:
             return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def _logged(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A faust timer whose exceptions are logged: one escaping stops the whole worker."""
+
+    @functools.wraps(timer)
+    async def logged() -> None:
+        try:
+            await timer()
+        except Exception:
+            log.exception("timer %s failed; it runs again at its next interval", timer.__name__)
+
+    return logged
 
 
 def run(settings: Settings, policy: Policy, loglevel: str = "info") -> None:
