@@ -70,6 +70,15 @@ soak: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m streams.demo
 
+# The streaming benchmark (docs/benchmarks.md): a broker and Redis of its own, ~40 minutes.
+QUIX_VENV := .local/bench/quix-venv
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install -q --disable-pip-version-check 'quixstreams==3.28.1'
+	$(BIN)/python bench/stream_bench.py --write-docs
+
 clean:
 	deploy/kafka/kafka.sh down
 	deploy/redis/redis.sh down

@@ -1,0 +1,2 @@
+"""Peers of the worker for bench/stream_bench.py: run as subprocesses, never imported by
+streams/ or tests/."""
