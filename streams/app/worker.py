@@ -49,6 +49,9 @@ JSON = orjson.OPT_SORT_KEYS
 # Table keys of the per-input-partition progress markers (no customer id starts with a
 # control character: the schemas forbid them).
 MARKER_PREFIX = "\x00done:"
+# An input partition read past its marker with nothing handled for this long is sought back.
+STALL_SECONDS = 5.0
+STALL_TRIES = 3
 # An event dated further ahead of the wall clock than this is refused (from_the_future).
 MAX_AHEAD_SECONDS = 24 * 3600
 
@@ -99,6 +102,10 @@ class GradingWorker:
         # table's marker), and the offset read ahead of it when we sought back to it.
         self.done: dict[bytes, int] = {}
         self.rewound: dict[bytes, int] = {}
+        # Per marker key: when a record was last handled there (or last sought back), and
+        # the (marker, position) the watch last sought back from, with how many times.
+        self.moved_at: dict[bytes, float] = {}
+        self.stalled: dict[bytes, tuple[tuple[int, int], int]] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -164,6 +171,7 @@ class GradingWorker:
         app.agent(self.grades, name="redis-view", concurrency=1)(self._view_agent)
         app.timer(self.settings.sweep_interval_seconds)(_logged(self._sweep))
         app.timer(5.0)(_logged(self._measure_lag))
+        app.timer(STALL_SECONDS / 2)(_logged(self._watch_progress))
         app.on_rebalance_complete.connect(self._rebuild_due_index)
         self._register_web()
 
@@ -213,6 +221,7 @@ class GradingWorker:
         self.rewound.pop(marker, None)
         await self._handle(topic_name, event)
         self.done[marker] = offset + 1
+        self.moved_at[marker] = time.monotonic()
         clock = self.partition_time.get(message.partition, 0)
         self.customers[marker] = orjson.dumps([offset + 1, clock])
 
@@ -228,6 +237,7 @@ class GradingWorker:
         metrics.REWINDS.inc()
         log.warning("%s: read at %d, next to handle is %d: seeking back", tp, ahead, done)
         self.rewound[marker] = ahead
+        self.moved_at[marker] = time.monotonic()
         # seek_wait seeks from faust's consumer thread, which owns the aiokafka consumer
         # (Consumer.seek calls it from this one; after it the partition stalled once).
         await self.app.consumer.seek_wait({tp: done})
@@ -436,7 +446,8 @@ class GradingWorker:
         """After a rebalance, index the due times of the customers this worker now owns."""
         started = time.perf_counter()
         partitions = self.settings.partitions
-        self.dues, self.done, self.rewound = {}, {}, {}
+        self.dues, self.done, self.rewound, self.moved_at = {}, {}, {}, {}
+        self.stalled = {}
         graded_at: dict[int, int] = {}
         resume_at: dict[int, int] = {}
         for key, value in self.customers.items():
@@ -455,24 +466,44 @@ class GradingWorker:
             # without markers, at the latest time a customer of the partition was graded.
             for partition, clock in (graded_at | resume_at).items():
                 self.partition_time[partition] = max(self.partition_time.get(partition, 0), clock)
-        await self._seek_to_markers()
         self.ready = True
         count = sum(len(index) for index in self.dues.values())
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
-    async def _seek_to_markers(self) -> None:
-        """Read again, from its marker, an input partition whose committed offset is past
-        it (records committed but never handled): if no record came after them, no
-        record would ever show the gap to _on_record."""
+    async def _watch_progress(self) -> None:
+        """Seek back an input partition that is read past its marker but handles nothing.
+
+        _on_record seeks back when a record above the marker arrives; this catches what
+        it cannot: a partition committed past unhandled records with no later record to
+        show the gap, and a seek undone by faust's own seek to the committed offsets when
+        it lands during a rebalance. Seeking again is harmless: what is read twice is
+        skipped. A partition sought back from the same place to the same marker
+        STALL_TRIES times with nothing handled has no records there (only transaction
+        markers, or compacted away): go on from there.
+        """
         consumer = self.app.consumer
+        now = time.monotonic()
         for tp in consumer.assignment():
             if tp.topic not in self.inputs:
                 continue
             marker = f"{MARKER_PREFIX}{tp.topic}:{tp.partition}".encode()
-            done = self.done.get(marker)
+            done = self._done(marker)
+            moved_at = self.moved_at.setdefault(marker, now)
+            if done is None or now - moved_at < STALL_SECONDS:
+                continue
             position = await consumer.position(tp)
-            if done is not None and position is not None and position > done:
-                await self._rewind(marker, tp, done, position)
+            if position is None or position <= done:
+                continue
+            place, tries = self.stalled.get(marker, ((done, position), 0))
+            tries = tries + 1 if place == (done, position) else 1
+            if tries > STALL_TRIES:
+                log.warning("%s: no records in [%d, %d), going on", tp, done, position)
+                self.done[marker] = position
+                self.rewound.pop(marker, None)
+                self.stalled.pop(marker)
+                continue
+            self.stalled[marker] = ((done, position), tries)
+            await self._rewind(marker, tp, done, position)
 
     async def _measure_lag(self) -> None:
         # During a rebalance a partition can be assigned with no position or highwater yet.
