@@ -88,6 +88,7 @@ INPUTS: Final = ("orders", "complaints", "interactions")
 OUTPUTS: Final = ("tier-changes", "churn-risk", "lifecycle-changes")
 RUN: Final = f"bench-{uuid.uuid4().hex[:8]}"
 POLL: Final = 0.25
+PHASES: Final = ("drain", "latency", "customers")
 
 
 def say(text: str) -> None:
@@ -422,6 +423,23 @@ class Worker:
         m = await self.metrics()
         return int(sum(v for k, v in m.items() if k.startswith("gradestream_events_in_total{")))
 
+    async def committed(self) -> int:
+        """The worker's committed offsets on its input topics, summed: what it has
+        acknowledged as handled, whatever it read twice after a seek back."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.app_id)
+        finally:
+            await admin.close()
+        inputs = set(self.inputs.values())
+        return sum(o.offset for tp, o in offsets.items() if tp.topic in inputs and o.offset > 0)
+
+    async def drained(self, total: int) -> None:
+        """Until every input record has been read and its offset committed."""
+        while await self.events_in() < total or await self.committed() < total:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+
     async def ready(self, within: float = 1800) -> float:
         """Wait for /health 200 (first assignment recovered and indexed); the seconds."""
         started = time.monotonic()
@@ -479,6 +497,7 @@ async def phase_drain(records: list[SimRecord], tmp: Path) -> dict[str, Any]:
             "outputs": by_prefix(m, "gradestream_outputs_total"),
             "duplicates": m.get("gradestream_duplicates_total", 0.0),
             "sweep_customers": m.get("gradestream_sweep_customers_sum", 0.0),
+            "rewinds": m.get("gradestream_rewinds_total", 0.0),
         }
         say(f"worker: {d.eps:,.0f} events/s, {d.cpu_us:,.1f} µs CPU/event, {d.cpu_share:.2f} cores")
     finally:
@@ -566,7 +585,7 @@ async def phase_latency(
                 achieved = n / (time.monotonic() - t0)
                 total += n
                 lag_at_end = total - await worker.events_in()
-                await _until(lambda: worker.events_in(), total)
+                await worker.drained(total)
                 spent = time.monotonic() - t0
                 result[str(rate)] = {
                     "events": n,
@@ -579,12 +598,16 @@ async def phase_latency(
                     ),
                 }
                 say(f"latency {rate}/s: sent {n:,} at {achieved:,.0f}/s, {lag_at_end:,} behind")
-            await asyncio.sleep(3)  # the last outputs reach the collector
+            seen = -1
+            while seen != len(got):  # until no output came for 3 s
+                seen = len(got)
+                await asyncio.sleep(3)
         finally:
             await producer.stop()
             collector.cancel()
             await consumer.stop()
         m = await worker.metrics()
+        result["rewinds"] = m.get("gradestream_rewinds_total", 0.0)
         result["processing_seconds_histogram"] = by_prefix(m, "gradestream_processing_seconds")
     finally:
         worker.stop()
@@ -614,11 +637,6 @@ async def phase_latency(
                 "by_cause_topic": by_topic,
             }
     return result
-
-
-async def _until(count: Callable[[], Awaitable[int]], total: int) -> None:
-    while await count() < total:  # noqa: ASYNC110 (polling another process)
-        await asyncio.sleep(POLL)
 
 
 def _hist_quantiles(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
@@ -759,7 +777,10 @@ async def _one_population(
         before = await worker.events_in()
         await produce(backlog, names)
         d = await drain(proc, lambda: _since(worker, before), len(backlog), f"{n:,} customers")
-        row["drain"] = vars(d) | {"customers_touched": len(set(remap.values()))}
+        row["drain"] = vars(d) | {
+            "customers_touched": len(set(remap.values())),
+            "rewinds": (await worker.metrics()).get("gradestream_rewinds_total", 0.0),
+        }
         row["rss_after_drain_mib"] = proc.rss() / 2**20
         say(f"{n:,} customers: {d.eps:,.0f} events/s, {d.cpu_us:,.1f} µs CPU/event")
     finally:
@@ -889,8 +910,16 @@ def report(res: dict[str, Any]) -> str:
         + f". Load average (1 min) {mach['load_average_at_start'][0]:.1f} at the start, "
         f"{mach.get('load_average_at_end', [float('nan')])[0]:.1f} at the end: the machine was "
         "shared with another engineer's test runs throughout.",
+        *(
+            f"Phase {phase} re-run in {run}: commit {m['commit']}"
+            + (" with uncommitted changes in streams/" if m["streams_uncommitted_changes"] else "")
+            + f", load average {m['load_average_at_start'][0]:.1f} at its start."
+            for phase, run in res.get("phase_runs", {}).items()
+            if (m := res.get("phase_machine", {}).get(run)) is not None
+        ),
         "",
-        f"Command: `{res['command']}` ({res['wall_minutes']:.0f} min).",
+        f"Command: {_code(res['command'])} ({res['wall_minutes']:.0f} min"
+        + (", phases run separately: see the results file)." if "phase_runs" in res else ")."),
         "",
         f"**Drain** of {d['events']:,} simulated events ("
         + ", ".join(f"{k} {v:,}" for k, v in d["by_topic"].items())
@@ -919,7 +948,7 @@ def report(res: dict[str, Any]) -> str:
         "",
         f"Worker: ready {w['ready_seconds']:.1f} s after start; dead letters {dl or 'none'}; "
         f"outputs {out}; duplicates {int(w['duplicates']):,}; customers ticked by sweeps "
-        f"{int(w['sweep_customers']):,}.",
+        f"{int(w['sweep_customers']):,}; seeks back (rewinds) {int(w.get('rewinds', 0)):,}.",
         "",
     ]
     lat = res["latency"]
@@ -928,23 +957,40 @@ def report(res: dict[str, Any]) -> str:
         "output topics minus the produce timestamp of the input that caused it, by "
         "cause.event_id), one fresh worker fed each rate in "
         "turn for "
-        + ", ".join(f"{float(v):.0f} s at {int(k):,}/s" for k, v in lat["seconds"].items())
+        + ", ".join(
+            f"{float(lat['seconds'][k]):.0f} s at {int(k):,}/s"
+            for k in sorted(lat["seconds"], key=int)
+        )
         + ", each rate's backlog drained before the next:",
         "",
         "| rate | achieved | outputs measured | p50 | p99 | max | worker's histogram p50 / p99 "
         "(bucket bound) | CPU cores busy | behind when producing ended |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for rate in res["args"]["rates"]:
-        r = lat[str(rate)]
+    causes = []
+    for key in sorted(lat["seconds"], key=int):
+        rate, r = int(key), lat[key]
         h = r["worker_histogram"]
+        causes.append(
+            f"{rate:,}/s: "
+            + ", ".join(
+                f"{t} {c['n']:,} ({c['p50_ms']:,.0f} / {c['p99_ms']:,.0f} ms)"
+                for t, c in r.get("by_cause_topic", {}).items()
+            )
+        )
         lines.append(
             f"| {rate:,}/s | {r['achieved_rate']:,.0f}/s | {r.get('outputs_measured', 0):,} | "
             f"{r.get('p50_ms', float('nan')):,.0f} ms | {r.get('p99_ms', float('nan')):,.0f} ms"
             f" | {r.get('max_ms', float('nan')):,.0f} ms"
-            f" | ≤ {h['p50_le_s']} s / ≤ {h['p99_le_s']} s | {r['cpu_share']:.2f} | "
+            f" | {_bound(h['p50_le_s'])} / {_bound(h['p99_le_s'])} | {r['cpu_share']:.2f} | "
             f"{r['behind_when_producing_ended']:,} |"
         )
+    lines += [
+        "",
+        "Output events by the input topic of their cause (count, p50 / p99): "
+        + "; ".join(causes)
+        + f". Seeks back (rewinds) during the latency run: {int(lat.get('rewinds', 0)):,}.",
+    ]
     pops = res["customers"]
     lines += [
         "",
@@ -980,6 +1026,15 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bound(le: float | None) -> str:
+    """A histogram bucket's upper bound; None (JSON's +Inf) is above the last, 30 s."""
+    return "> 30 s" if le is None or le == float("inf") else f"≤ {le:g} s"
+
+
+def _code(command: str) -> str:
+    return command if "`" in command else f"`{command}`"
+
+
 def plot(res: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -1002,7 +1057,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     ax.set(title="sustained throughput", ylabel="events/s", yscale="log")
     ax = axes[1][0]
     lat = res["latency"]
-    rates = [r for r in res["args"]["rates"] if "p50_ms" in lat[str(r)]]
+    rates = [int(k) for k in sorted(lat["seconds"], key=int) if "p50_ms" in lat[k]]
     xs = range(len(rates))
     ax.bar([x - 0.2 for x in xs], [lat[str(r)]["p50_ms"] for r in rates], 0.4, label="p50")
     ax.bar([x + 0.2 for x in xs], [lat[str(r)]["p99_ms"] for r in rates], 0.4, label="p99")
@@ -1047,20 +1102,27 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         say(f"private broker at {KAFKA}, Redis at {REDIS}")
     res: dict[str, Any] = {"run": RUN, "machine": machine(), "args": vars(args)}
     res["machine"]["broker"] = "private (deploy/kafka/kafka.sh)" if services.started else KAFKA
-    quick = ".venv/bin/python bench/stream_bench.py --quick"
-    res["command"] = quick if args.quick else "make bench"
+    script = ".venv/bin/python bench/stream_bench.py"
+    res["command"] = f"{script} --quick" if args.quick else "make bench"
+    if set(args.phases) != set(PHASES):
+        res["command"] = f"{script} --phases {' '.join(args.phases)}"
     try:
-        records = simulated(args.customers, args.days, args.seed)
-        say(f"{len(records):,} simulated records over {args.customers:,} customers")
-        res["drain"] = await phase_drain(records, tmp)
-        _partial(res)
-        lat_records = simulated(args.latency_customers, args.days, args.seed + 1)
-        # From the middle of the year: customers join all along, so outputs come evenly.
-        lat_records = lat_records[len(lat_records) // 2 :]
-        res["latency"] = await phase_latency(lat_records, tmp, args.rates, args.latency_seconds)
-        _partial(res)
-        states = source_states(args.state_customers, args.days, args.seed + 2)
-        res["customers"] = await phase_customers(args.sizes, states, args.backlog_customers, tmp)
+        if "drain" in args.phases:
+            records = simulated(args.customers, args.days, args.seed)
+            say(f"{len(records):,} simulated records over {args.customers:,} customers")
+            res["drain"] = await phase_drain(records, tmp)
+            _partial(res)
+        if "latency" in args.phases:
+            lat_records = simulated(args.latency_customers, args.days, args.seed + 1)
+            # From the middle of the year: customers join all along, so outputs come evenly.
+            lat_records = lat_records[len(lat_records) // 2 :]
+            res["latency"] = await phase_latency(lat_records, tmp, args.rates, args.latency_seconds)
+            _partial(res)
+        if "customers" in args.phases:
+            states = source_states(args.state_customers, args.days, args.seed + 2)
+            res["customers"] = await phase_customers(
+                args.sizes, states, args.backlog_customers, tmp
+            )
     finally:
         if services.started:
             services.down()
@@ -1092,6 +1154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--state-customers", type=int, default=5_000)
     ap.add_argument("--backlog-customers", type=int, default=60_000)
+    ap.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="run only these, keeping the others' figures from the results file",
+    )
     ap.add_argument("--write-docs", action="store_true", help=f"update {DOCS.relative_to(REPO)}")
     args = ap.parse_args(argv)
     if args.quick:
@@ -1101,9 +1170,18 @@ def main(argv: list[str] | None = None) -> int:
     res = asyncio.run(amain(args))
     suffix = "-quick" if args.quick else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"stream_bench{suffix}.json").write_bytes(
-        orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    )
+    path = RESULTS / f"stream_bench{suffix}.json"
+    if set(args.phases) != set(PHASES):
+        old = orjson.loads(path.read_bytes())
+        runs = old.get("phase_runs", dict.fromkeys(PHASES, old["run"]))
+        for phase in args.phases:
+            old[phase] = res[phase]
+            runs[phase] = res["run"]
+        old["phase_runs"] = runs
+        old.setdefault("phase_machine", {})[res["run"]] = res["machine"]
+        old["command"] = f"{old['command']}, then `{res['command']}`"
+        res = old
+    path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     plot(res, RESULTS / f"stream_bench{suffix}.png")
     text = report(res)
     print(text)
