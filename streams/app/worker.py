@@ -105,9 +105,9 @@ class GradingWorker:
         # Per marker key: when a record was last handled there (or last sought back), and
         # the (marker, position) the watch last sought back from, with how many times.
         self.moved_at: dict[bytes, float] = {}
+        self.stalled: dict[bytes, tuple[tuple[int, int], int]] = {}
         # Per input topic: when its agent last took a record (of any partition).
         self.read_at: dict[str, float] = {}
-        self.stalled: dict[bytes, tuple[tuple[int, int], int]] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -207,7 +207,7 @@ class GradingWorker:
         """
         message = event.message
         self.read_at[message.topic] = time.monotonic()
-        marker = f"{MARKER_PREFIX}{message.topic}:{message.partition}".encode()
+        marker = marker_key(message.topic, message.partition)
         done = self._done(marker)
         offset = message.offset
         if done is not None and offset != done:
@@ -492,7 +492,7 @@ class GradingWorker:
         for tp in consumer.assignment():
             if tp.topic not in self.inputs:
                 continue
-            marker = f"{MARKER_PREFIX}{tp.topic}:{tp.partition}".encode()
+            marker = marker_key(tp.topic, tp.partition)
             done = self._done(marker)
             moved_at = self.moved_at.setdefault(marker, now)
             read_at = self.read_at.get(tp.topic, moved_at)
@@ -548,6 +548,11 @@ class GradingWorker:
         @app.page("/metrics")
         async def prometheus(web: View, request: Request) -> Response:
             return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def marker_key(topic: str, partition: int) -> bytes:
+    """The table key of the progress marker of an input partition (see _on_record)."""
+    return f"{MARKER_PREFIX}{topic}:{partition}".encode()
 
 
 def _logged(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
