@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parse_s = _best(3, lambda: _parse_only(source))
     decode_s = _best(1, lambda: _decode_only(source))
     rss_before = _maxrss_mib()
-    replay_s, stats, states = _replay(source)
+    replay_s, stats, states = timed_replay(source)
     rss_after = _maxrss_mib()
     sizes = sorted(len(encode(s)) for s in states)
     heavy = _heavy_customer_bytes()
@@ -147,8 +147,9 @@ def _decode_only(source: Path) -> float:
     return time.perf_counter() - started
 
 
-def _replay(source: Path) -> tuple[float, replay.ReplayStats, list[Any]]:
-    """Time `replay_file` itself; keep its Replayer to measure the states afterwards."""
+def timed_replay(source: Path) -> tuple[float, replay.ReplayStats, list[Any]]:
+    """Time `replay_file` itself; keep its Replayer to measure the states afterwards
+    (bench/stream_bench.py takes its states from here too)."""
     captured: list[replay.Replayer] = []
     real = replay.Replayer
 

@@ -67,8 +67,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere, without installing
 
-from streams import replay  # noqa: E402
-from streams.core.policy import load_policy  # noqa: E402
+# bench/ is on sys.path as the script's own folder.
+from replay_bench import timed_replay  # noqa: E402
+
 from streams.core.state import encode  # noqa: E402
 from streams.core.timefmt import format_rfc3339  # noqa: E402
 from streams.schedule import partition_of  # noqa: E402
@@ -674,23 +675,8 @@ def source_states(customers: int, days: int, seed: int) -> list[bytes]:
         source = CACHE / f"sim-c{customers}-d{days}-s{seed}.jsonl"
         if not source.exists():
             write_jsonl(generate(customers, days, seed, config=SimConfig(keys=False)), source)
-        captured: list[replay.Replayer] = []
-        real = replay.Replayer
-
-        class Capturing(real):  # type: ignore[valid-type,misc]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                captured.append(self)
-
-        replay.Replayer = Capturing  # type: ignore[misc]
-        try:
-            d = CACHE / "states-tmp"
-            d.mkdir(exist_ok=True)
-            replay.replay_file(source, load_policy(), d / "o", d / "s", d / "dlq")
-            shutil.rmtree(d)
-        finally:
-            replay.Replayer = real  # type: ignore[misc]
-        path.write_bytes(b"\n".join(encode(s) for s in captured[0].states.values()))
+        _, _, states = timed_replay(source)
+        path.write_bytes(b"\n".join(encode(s) for s in states))
     return path.read_bytes().split(b"\n")
 
 
