@@ -73,6 +73,9 @@ class CustomerState:
     seq: int = 0
     # Earliest time the grade may change without an event (a lower bound; None: never).
     due: int | None = None
+    # (seq, as_of, due) when `due` was last computed exactly (not encoded: None on decode,
+    # so a decoded state's first wake-up recomputes it). Spares a wake-up the recomputation.
+    exact_due: tuple[int, int, int | None] | None = field(default=None, compare=False)
     policy_version: str = ""
     # Orders: day -> [orders, net cents] for days inside the RFM window.
     days: dict[int, list[int]] = field(default_factory=dict)

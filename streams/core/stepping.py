@@ -144,8 +144,9 @@ def roll(
     ``s.as_of`` ends at the LAST due time processed, never at ``now``: the state, and so
     the snapshot, are a function of the events alone, not of when sweeps happen to run.
     ``s.due`` may be a lower bound (`apply` keeps one): the exact next due is computed
-    first, and when it is after ``now`` nothing is processed, as_of stays, and ``s.due``
-    is refreshed to that exact time.
+    first (unless the last `roll` or `regrade` left it exact and the state has not moved
+    since: ``s.exact_due``), and when it is after ``now`` nothing is processed, as_of
+    stays, and ``s.due`` is refreshed to that exact time.
 
     `on_step(t, transitions)` runs at each step that changed something, while the state
     is still as of ``t`` (outputs quote the grade of their own time, not of ``now``).
@@ -153,7 +154,8 @@ def roll(
     due = s.due
     if due is None or due > now:
         return False
-    due = next_due_c(s, c)
+    if s.exact_due != (s.seq, s.as_of, due):
+        due = next_due_c(s, c)
     stepped = False
     while due is not None and due <= now:
         s.as_of = due  # due times are always after as_of
@@ -165,6 +167,7 @@ def roll(
         if tr and on_step is not None:
             on_step(t, tr)
     s.due = due
+    s.exact_due = (s.seq, s.as_of, due)
     return stepped
 
 
@@ -179,4 +182,5 @@ def regrade(s: CustomerState, now: int, c: CompiledPolicy) -> list[Transition]:
         s.band = ""
     out, _ = settle(s, s.as_of, c, POLICY)
     s.due = next_due_c(s, c)
+    s.exact_due = (s.seq, s.as_of, s.due)
     return out
