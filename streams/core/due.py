@@ -94,8 +94,13 @@ def engagement_sensitive(k: ChurnCore, c: CompiledPolicy) -> bool:
     """
     if c.w_engagement <= 0:
         return False
-    low = band_of(score_of(k.recency, k.base, c), c)
-    return band_of(score_of(k.recency, add_engagement(k.base, 1.0, c), c), c) != low
+    low = score_of(k.recency, k.base, c)
+    high = score_of(k.recency, add_engagement(k.base, 1.0, c), c)
+    # The score only rises with engagement: the band moves iff a band starts in (low, high].
+    for floor in c.band_mins:  # noqa: SIM110 (a generator costs more on this hot path)
+        if low < floor <= high:
+            return True
+    return False
 
 
 def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:

@@ -336,9 +336,9 @@ def apply(
             # An interaction moves churn only through engagement: when engagement cannot
             # move the band (this depends on recency and the other components only, which
             # an interaction leaves alone), the old due still covers churn.
-            parts = churn_core(s, t, c, engagement=False)
-            if engagement_sensitive(parts, c):
-                trans, parts = settle(s, t, c, EVENT, orders=False)
+            light = churn_core(s, t, c, engagement=False)
+            if engagement_sensitive(light, c):
+                trans, parts = settle(s, t, c, EVENT, orders=False, light=light)
                 due = _churn_due(s, c, parts, due)
             else:
                 trans = []

@@ -382,6 +382,13 @@ def engagement_component(s: CustomerState, t: int, c: CompiledPolicy) -> float:
     return 0.0
 
 
+def with_engagement(k: ChurnCore, s: CustomerState, t: int, c: CompiledPolicy) -> ChurnCore:
+    """Parts computed without engagement (``churn_core(..., engagement=False)``) completed
+    with it: equal to ``churn_core(s, t, c)``, without recomputing the other parts."""
+    eng = engagement_component(s, t, c)
+    return k._replace(others=add_engagement(k.base, eng, c), engagement=eng)
+
+
 def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = True) -> ChurnCore:
     """Without `engagement`, the engagement term is left out (0): callers that know it
     cannot move the band skip the scan of the interaction days.

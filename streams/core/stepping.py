@@ -21,6 +21,7 @@ from streams.core.measures import (
     qualifying_tier,
     score_of,
     stage_name,
+    with_engagement,
 )
 from streams.core.state import CustomerState
 
@@ -76,15 +77,16 @@ def settle_stage(s: CustomerState, t: int, c: CompiledPolicy) -> Transition | No
 
 
 def settle_churn(
-    s: CustomerState, t: int, c: CompiledPolicy
+    s: CustomerState, t: int, c: CompiledPolicy, light: ChurnCore | None = None
 ) -> tuple[Transition | None, ChurnCore]:
     """Alert when the band reaches the alert level or drops below it, at most once a cooldown.
 
     Engagement (a scan of the interaction days) is read only when it could move the band.
+    `light`: ``churn_core(s, t, c, engagement=False)`` when the caller has it already.
     """
-    p = churn_core(s, t, c, engagement=False)
+    p = churn_core(s, t, c, engagement=False) if light is None else light
     if engagement_sensitive(p, c):
-        p = churn_core(s, t, c)
+        p = with_engagement(p, s, t, c)
     score = score_of(p.recency, p.others, c)
     band = band_of(score, c)
     name = c.band_names[band]
@@ -110,11 +112,13 @@ def settle(
     orders: bool = True,
     churn: bool = True,
     at_once: bool = False,
+    light: ChurnCore | None = None,
 ) -> tuple[list[Transition], ChurnCore | None]:
     """Re-grade the held parts at ``t``; returns the transitions and the churn parts used.
 
     For an event, `orders=False` skips tier and stage (only orders move them) and
     `churn=False` skips churn (the caller knows the event cannot move the band).
+    `light`: the churn parts at ``t`` without engagement, if the caller computed them.
     """
     out: list[Transition] = []
     parts = None
@@ -123,7 +127,7 @@ def settle(
         if tr is not None:
             out.append(tr)
     if churn or how != EVENT:
-        tr, parts = settle_churn(s, t, c)
+        tr, parts = settle_churn(s, t, c, light)
         if tr is not None:
             out.append(tr)
     if orders or how != EVENT:
