@@ -140,6 +140,15 @@ def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
     return falls
 
 
+def _full_price_in_window(s: CustomerState, c: CompiledPolicy) -> bool:
+    """Is the price-tolerance indicator at A (the indicator most often missing)?"""
+    lo = s.as_of // DAY - c.intent_days
+    for d, b in s.idays.items():  # noqa: SIM110 (a generator costs more on this hot path)
+        if b[I_FULL_PRICE] and d > lo:
+            return True
+    return False
+
+
 def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     cands = [(day + c.complaint_days) * DAY for day in s.cdays]
     if s.survey is not None:
@@ -348,6 +357,8 @@ def band_due(
         return _band_walk_model(s, c, p, band, target, steps, recent, earlier, before)
     t_from = t0
     cad = p.cadence_days
+    # The band holds while floor <= score < target: band_of's test, without the ladder walk.
+    floor = mins[band]
     for day in sorted(steps):
         m = day * DAY
         if use_recency:
@@ -365,11 +376,10 @@ def band_due(
         others = base + w_e * eng if eng > 0 else base
         if use_recency:
             assert last is not None
-            days = (m - last) // DAY
-            rec = recency_component(days, cad, c)
+            rec = recency_component((m - last) // DAY, cad, c)
         else:
             rec = 0.0
-        if band_of(score_of(rec, others, c), c) != band:
+        if not floor <= score_of(rec, others, c) < target:
             return m
         t_from = m
     if not use_recency:
@@ -435,6 +445,8 @@ def intent_grade_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     ability, satisfaction = intent_conditions(s, s.as_of, c)
     if not (ability or satisfaction):
         return None
+    if not (ability and satisfaction) and not _full_price_in_window(s, c):
+        return None  # only C -> D could be left, and C needs all five indicators
     falls = indicator_falls(s, c)
     n = len(falls)
     if ability and satisfaction:
