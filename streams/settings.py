@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     partitions: int = Field(4, ge=1, description="Partitions of the topics the worker creates")
     sweep_interval_seconds: float = Field(1.0, gt=0)
+    # Records are handled in batches: the broker's acknowledgements are awaited and the
+    # states persisted once per batch. A batch is cut at batch_size records or after
+    # batch_wait_seconds, whichever comes first: the wait bounds the latency it adds.
+    batch_size: int = Field(1000, ge=1, description="Most records per batch")
+    batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
 
     # Topic names: the defaults are the product's; every one can be renamed.
     topic_orders: str = "orders"

@@ -8,6 +8,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("gradestream_events_in_total", "Input records read", ["topic"])
+TICKS_IN = Counter("gradestream_ticks_total", "Sweep ticks read (wake-ups of due customers)")
+BATCH_RECORDS = Histogram(
+    "gradestream_batch_records",
+    "Records per batch (acknowledgements awaited and states persisted once per batch)",
+    buckets=(1, 10, 100, 250, 500, 1_000, 5_000),
+)
 DEAD_LETTERS = Counter(
     "gradestream_dead_letters_total", "Input records sent to the dead-letter topic", ["reason"]
 )

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 from tests.integration.support import (
     INPUTS,
     Deployment,
-    TopicWatch,
+    GradedWatch,
     duplicates,
     free_port,
     latest,
@@ -125,7 +125,7 @@ async def test_broker_restart_mid_stream(
     loop = asyncio.get_running_loop()
 
     async with deployment.worker("event") as worker:
-        async with TopicWatch(kafka, grades_topic) as watch:
+        async with GradedWatch(kafka, grades_topic) as watch:
 
             async def reached() -> bool:
                 return await watch.total() >= 0.3 * len(records)

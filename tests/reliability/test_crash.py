@@ -21,7 +21,7 @@ from streams.produce import produce_async
 from tests.integration.support import (
     INPUTS,
     Deployment,
-    TopicWatch,
+    GradedWatch,
     duplicates,
     free_texts,
     http_grades,
@@ -66,7 +66,7 @@ async def test_sigkill_loses_nothing(
     expected_outputs, expected_grades = replay(records, tmp_path)
     await produce_async(records, deployment.kafka, {n: deployment.topics[n] for n in INPUTS})
     rng = random.Random(trial.seed)
-    # Kill points: seeded random amounts of grade records written (about one per event),
+    # Kill points: seeded random amounts of events graded (GradedWatch),
     # spread over the stream, so that every kill lands while the worker is at work.
     points = sorted(rng.uniform(0.1, 0.85) * len(records) for _ in range(trial.kills))
     loop = asyncio.get_running_loop()
@@ -74,7 +74,7 @@ async def test_sigkill_loses_nothing(
     killed_at: list[int] = []
     grades_topic = deployment.topics["customer-grades"]
 
-    async with TopicWatch(deployment.kafka, grades_topic) as watch:
+    async with GradedWatch(deployment.kafka, grades_topic) as watch:
         for run, point in enumerate(points):
             before = await watch.total()
             async with deployment.worker("event", log_name=f"worker-{run}.log") as worker:
@@ -132,7 +132,7 @@ async def test_sigkill_loses_nothing(
         events=len(records),
         customers=len(expected_grades),
         kills=len(killed_at),
-        grade_records_at_kills=killed_at,
+        graded_at_kills=killed_at,
         kill_points=[round(p) for p in points],
         restart_to_first_output_s=[round(x, 2) for x in first_output[1:]],
         final_restart_to_caught_up_s=round(caught_up_s, 2),

@@ -18,7 +18,7 @@ from streams.produce import produce_async
 from tests.integration.support import (
     INPUTS,
     Deployment,
-    TopicWatch,
+    GradedWatch,
     duplicates,
     free_texts,
     http_grades,
@@ -63,7 +63,7 @@ async def test_partitions_move_between_workers(
     b, c = deployment.replica(1), deployment.replica(2)
     loop = asyncio.get_running_loop()
 
-    async with TopicWatch(deployment.kafka, grades_topic) as watch, AsyncExitStack() as stack:
+    async with GradedWatch(deployment.kafka, grades_topic) as watch, AsyncExitStack() as stack:
 
         async def reached(count: float) -> bool:
             return await watch.total() >= count
@@ -110,7 +110,7 @@ async def test_partitions_move_between_workers(
     want = {o["event_id"]: o for o in expected_outputs}
     figures.update(
         events=len(records),
-        killed_after_grade_records=at_kill,
+        killed_after_graded=at_kill,
         takeover_to_new_output_s=round(takeover_s, 2),
         third_joined_after_kill_s=round(joined - killed, 2),
         caught_up_after_join_s=round(caught_up_s, 2),
