@@ -9,6 +9,7 @@ wake a customer for nothing (no outputs) but never misses a change.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.measures import (
@@ -307,6 +308,30 @@ def churn_due(
     return _recency_cross(last, p.cadence_days, others, band, s.as_of, c)
 
 
+def _midnights(
+    idays: dict[int, list[int]], days: list[int], mid: int, half: int, width: int
+) -> Iterator[tuple[int, int, int]]:
+    """(day, change of recent, change of earlier) at each midnight, in time order, at which
+    an interaction day of the window (`days`, ascending) moves to the earlier half (days
+    after `mid`, `half` days on) or leaves the window (`width` days on)."""
+    recent_days = [d for d in days if d > mid]
+    i = j = 0
+    while i < len(days):  # a day leaves after it moved: the leaving ends the walk
+        day = days[i] + width
+        if j < len(recent_days) and recent_days[j] + half < day:
+            day = recent_days[j] + half
+        dr = de = 0
+        while j < len(recent_days) and recent_days[j] + half == day:
+            n = idays[recent_days[j]][I_TOTAL]
+            dr -= n
+            de += n
+            j += 1
+        while i < len(days) and days[i] + width == day:
+            de -= idays[days[i]][I_TOTAL]
+            i += 1
+        yield day, dr, de
+
+
 def band_due(
     s: CustomerState, c: CompiledPolicy, p: ChurnCore, before: int | None = None
 ) -> int | None:
@@ -327,28 +352,16 @@ def band_due(
     today = t0 // DAY
     half, width = c.intent_half_days, c.intent_days
     mid, lo = today - half, today - width
-    # day -> (change of recent, change of earlier) at that midnight
-    steps: dict[int, list[int]] = {}
+    idays = s.idays
+    days = sorted(d for d in idays if d > lo)
     recent = earlier = 0
-    for d, b in s.idays.items():
-        if d <= lo:
-            continue
-        n = b[I_TOTAL]
+    for d in days:
         if d > mid:
-            recent += n
-            step = steps.get(d + half)
-            if step is None:
-                steps[d + half] = [-n, n]
-            else:
-                step[0] -= n
-                step[1] += n
+            recent += idays[d][I_TOTAL]
         else:
-            earlier += n
-        step = steps.get(d + width)
-        if step is None:
-            steps[d + width] = [0, -n]
-        else:
-            step[1] -= n
+            earlier += idays[d][I_TOTAL]
+    # Lazily: the walk mostly stops at `before`, long before the last midnight.
+    steps = _midnights(idays, days, mid, half, width)
     base, w_e, need_base = p.base, c.w_engagement, c.engagement_min_baseline
     others = p.others
     mins = c.band_mins
@@ -359,7 +372,7 @@ def band_due(
     cad = p.cadence_days
     # The band holds while floor <= score < target: band_of's test, without the ladder walk.
     floor = mins[band]
-    for day in sorted(steps):
+    for day, dr, de in steps:
         m = day * DAY
         if use_recency:
             assert last is not None
@@ -369,7 +382,6 @@ def band_due(
                 return _recency_cross(last, cad, others, band, t_from, c)
         if before is not None and m >= before:
             return None
-        dr, de = steps[day]
         recent += dr
         earlier += de
         eng = 1.0 - recent / earlier if earlier >= need_base and recent < earlier else 0.0
@@ -394,7 +406,7 @@ def _band_walk_model(
     p: ChurnCore,
     band: int,
     target: float,
-    steps: dict[int, list[int]],
+    steps: Iterator[tuple[int, int, int]],
     recent: int,
     earlier: int,
     before: int | None,
@@ -408,9 +420,8 @@ def _band_walk_model(
     use_model = k is not None and c.w_model > 0
     base, others, need_base = p.base, p.others, c.engagement_min_baseline
     t_from = s.as_of
-    for day in sorted(steps):
+    for day, dr, de in steps:
         m = day * DAY
-        dr, de = steps[day]
         recent += dr
         earlier += de
         eng = 1.0 - recent / earlier if earlier >= need_base and recent < earlier else 0.0
