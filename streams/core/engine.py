@@ -59,7 +59,13 @@ from streams.core.folding import (
     move_to,
 )
 from streams.core.grading import build_snapshot
-from streams.core.measures import ChurnCore, churn_core, churn_reasons, qualifying_tier
+from streams.core.measures import (
+    ChurnCore,
+    churn_core,
+    churn_reasons,
+    qualifying_tier,
+    with_engagement,
+)
 from streams.core.policy import Policy
 from streams.core.state import (
     I_CALL,
@@ -338,8 +344,11 @@ def apply(
             # an interaction leaves alone), the old due still covers churn.
             light = churn_core(s, t, c, engagement=False)
             if engagement_sensitive(light, c):
-                trans, parts = settle(s, t, c, EVENT, orders=False, light=light)
-                due = _churn_due(s, c, parts, due)
+                parts = with_engagement(light, s, t, c)
+                trans, _ = settle(s, t, c, EVENT, orders=False, parts=parts)
+                # _churn_due for parts known to be engagement-sensitive.
+                due = min_due(due, holds_due(s, c))
+                due = min_due(due, band_due(s, c, parts, due))
             else:
                 trans = []
             if slot in _INDICATOR_SLOTS:

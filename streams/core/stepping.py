@@ -77,16 +77,19 @@ def settle_stage(s: CustomerState, t: int, c: CompiledPolicy) -> Transition | No
 
 
 def settle_churn(
-    s: CustomerState, t: int, c: CompiledPolicy, light: ChurnCore | None = None
+    s: CustomerState, t: int, c: CompiledPolicy, parts: ChurnCore | None = None
 ) -> tuple[Transition | None, ChurnCore]:
     """Alert when the band reaches the alert level or drops below it, at most once a cooldown.
 
     Engagement (a scan of the interaction days) is read only when it could move the band.
-    `light`: ``churn_core(s, t, c, engagement=False)`` when the caller has it already.
+    `parts`: the churn parts at ``t`` when the caller has them already, engagement
+    included if `engagement_sensitive`.
     """
-    p = churn_core(s, t, c, engagement=False) if light is None else light
-    if engagement_sensitive(p, c):
-        p = with_engagement(p, s, t, c)
+    p = parts
+    if p is None:
+        p = churn_core(s, t, c, engagement=False)
+        if engagement_sensitive(p, c):
+            p = with_engagement(p, s, t, c)
     score = score_of(p.recency, p.others, c)
     band = band_of(score, c)
     name = c.band_names[band]
@@ -112,22 +115,21 @@ def settle(
     orders: bool = True,
     churn: bool = True,
     at_once: bool = False,
-    light: ChurnCore | None = None,
+    parts: ChurnCore | None = None,
 ) -> tuple[list[Transition], ChurnCore | None]:
     """Re-grade the held parts at ``t``; returns the transitions and the churn parts used.
 
     For an event, `orders=False` skips tier and stage (only orders move them) and
     `churn=False` skips churn (the caller knows the event cannot move the band).
-    `light`: the churn parts at ``t`` without engagement, if the caller computed them.
+    `parts`: the churn parts at ``t``, if the caller computed them (see `settle_churn`).
     """
     out: list[Transition] = []
-    parts = None
     if orders or how != EVENT:
         tr = settle_tier(s, t, c, how, at_once)
         if tr is not None:
             out.append(tr)
     if churn or how != EVENT:
-        tr, parts = settle_churn(s, t, c, light)
+        tr, parts = settle_churn(s, t, c, parts)
         if tr is not None:
             out.append(tr)
     if orders or how != EVENT:
