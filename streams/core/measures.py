@@ -266,7 +266,8 @@ def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
     model, a weighted sum; with one, a noisy-OR: 1 - (1 - w_model m)(1 - others).
     """
     if c.model is None:
-        return round(min(1.0, c.w_recency * recency + others), 4)
+        raw = c.w_recency * recency + others
+        return round(raw if raw < 1.0 else 1.0, 4)  # min(1.0, raw) without a call
     return round(1.0 - (1.0 - c.w_model * recency) * (1.0 - others), 4)
 
 
