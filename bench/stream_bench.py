@@ -12,8 +12,10 @@ run (prefix bench-<hex>) and the run's topics are deleted at the end:
    customer as a well-behaved producer sends it; the simulator's duplicates, late and
    malformed records kept) is produced to three input topics (4 partitions each), then
    drained by `gradestream worker` (CLOCK=event, as a backfill runs), by a bare aiokafka
-   loop (bench/peers/bare_aiokafka.py: consume, orjson, produce one record per input)
-   and by a Quix Streams app (bench/peers/quix_rfm.py: a per-customer RFM update in
+   loop (bench/peers/bare_aiokafka.py: consume, orjson, produce one record per input),
+   by the same work in the worker's faust shape (bench/peers/faust_floor.py: agents,
+   take_events batches, faust's producer; what faust costs before any grading) and by
+   a Quix Streams app (bench/peers/quix_rfm.py: a per-customer RFM update in
    Quix's RocksDB state, one record per input), one after the other. Sustained
    events/s and CPU µs per event (the process's user+system time, /proc via psutil)
    are taken between the first poll that sees progress and the end;
@@ -80,6 +82,8 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
 REDIS = os.environ.get("REDIS_URL", "")
 CACHE: Final = REPO / ".local" / "bench"
 QUIX_PYTHON: Final = CACHE / "quix-venv" / "bin" / "python"
+# The drain's peers, after the worker: the Python limit, faust's own floor, a peer product.
+PEERS: Final = ("bare", "faust", "quix")
 RESULTS: Final = REPO / "bench" / "results"
 DOCS: Final = REPO / "docs" / "benchmarks.md"
 BEGIN: Final = "<!-- stream-bench:begin (written by bench/stream_bench.py --write-docs) -->"
@@ -504,12 +508,14 @@ async def phase_drain(records: list[SimRecord], tmp: Path) -> dict[str, Any]:
     finally:
         worker.stop()
 
-    for peer in ("bare", "quix"):
+    for peer in PEERS:
         out = f"{RUN}-{peer}-out"
         await create_topics([out])
         group = f"{RUN}-{peer}"
         if peer == "bare":
             argv = [sys.executable, str(REPO / "bench/peers/bare_aiokafka.py")]
+        elif peer == "faust":
+            argv = [sys.executable, str(REPO / "bench/peers/faust_floor.py")]
         elif QUIX_PYTHON.exists():
             argv = [str(QUIX_PYTHON), str(REPO / "bench/peers/quix_rfm.py")]
             argv += ["--state-dir", str(tmp / "quix-state")]
@@ -917,6 +923,7 @@ def report(res: dict[str, Any]) -> str:
     for key, label in (
         ("worker", "gradestream worker (Faust, RocksDB)"),
         ("bare", "bare aiokafka loop (orjson, 1 record out per input)"),
+        ("faust", "faust floor: the worker's shape, no grading (orjson, 1 record out per input)"),
         ("quix", "Quix Streams RFM update (RocksDB state)"),
     ):
         r = d.get(key, {})
@@ -1030,7 +1037,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     d = res["drain"]
     ax = axes[0][0]
-    for key in ("worker", "bare", "quix"):
+    for key in ("worker", *PEERS):
         if "samples" in d.get(key, {}):
             xs = [s for s, _ in d[key]["samples"]]
             ys = [n for _, n in d[key]["samples"]]
@@ -1038,8 +1045,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
     ax.set(title=f"draining {d['events']:,} events", xlabel="s", ylabel="events done")
     ax.legend()
     ax = axes[0][1]
-    labels = [k for k in ("worker", "bare", "quix") if "eps" in d.get(k, {})]
-    ax.bar(labels, [d[k]["eps"] for k in labels], color=["C0", "C1", "C2"][: len(labels)])
+    labels = [k for k in ("worker", *PEERS) if "eps" in d.get(k, {})]
+    ax.bar(labels, [d[k]["eps"] for k in labels], color=["C0", "C1", "C2", "C3"][: len(labels)])
     ax.set(title="sustained throughput", ylabel="events/s", yscale="log")
     ax = axes[1][0]
     lat = res["latency"]

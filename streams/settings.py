@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # batch_wait_seconds, whichever comes first: the wait bounds the latency it adds.
     batch_size: int = Field(1000, ge=1, description="Most records per batch")
     batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
+    producer_linger_seconds: float = Field(
+        0.005, ge=0, description="How long the producer gathers records into one request"
+    )
 
     # Topic names: the defaults are the product's; every one can be renamed.
     topic_orders: str = "orders"

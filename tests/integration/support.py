@@ -390,14 +390,35 @@ async def wait_for(
     return loop.time() - started
 
 
-async def http_grades(port: int, customers: Iterable[str]) -> dict[str, Any]:
-    """GET /customers/{id} from the worker on `port`, for each customer."""
+async def healthy(port: int) -> bool:
+    """Whether the worker on `port` answers /health with 200: its partitions recovered."""
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/health") as response,
+        ):
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def http_grades(port: int, customers: Iterable[str], within: float = 60) -> dict[str, Any]:
+    """GET /customers/{id} from the worker on `port`, for each customer (an error as its
+    status and body); a 503 (the worker is rebalancing) is asked again, as a client
+    would, for up to `within` s."""
     out: dict[str, Any] = {}
+    deadline = asyncio.get_running_loop().time() + within
     async with aiohttp.ClientSession() as http:
         for customer in customers:
             url = f"http://127.0.0.1:{port}/customers/{customer}"
-            async with http.get(url) as response:
-                out[customer] = await response.json() if response.status == 200 else None
+            while True:
+                async with http.get(url) as response:
+                    status = response.status
+                    body = await response.json(content_type=None)
+                    out[customer] = body if status == 200 else {"status": status, "body": body}
+                if status != 503 or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.5)
     return out
 
 

@@ -21,6 +21,7 @@ from tests.integration.support import (
     GradedWatch,
     duplicates,
     free_texts,
+    healthy,
     http_grades,
     latest,
     leaks,
@@ -83,6 +84,8 @@ async def test_partitions_move_between_workers(
         await wait_for(lambda: reached(0.6 * len(records)), 300, worker_b, every=0.2)
         worker_c = await stack.enter_async_context(c.worker("event", "worker-c.log"))
         joined = loop.time()
+        # Worker b may have graded everything by now: the partitions must still move.
+        await wait_for(lambda: healthy(c.web_port), 120, worker_c)
         grades: dict[str, Any] = {}
 
         async def caught_up() -> bool:
