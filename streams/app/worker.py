@@ -592,6 +592,11 @@ class GradingWorker:
     async def _rebuild_due_index(self, *_: Any, **__: Any) -> None:
         """After a rebalance, index the due times of the customers this worker now owns."""
         started = time.perf_counter()
+        # Faust creates only the internal topics an agent reads. Those the worker only
+        # writes must exist before its first send: in the benchmark, sends to a topic the
+        # broker was still auto-creating stalled the producer. Before streams resume; once.
+        written = (*self.outputs.values(), self.dead_letters)
+        await asyncio.gather(*(topic.maybe_declare() for topic in written))
         partitions = self.settings.partitions
         self.dues, self.done, self.rewound, self.moved_at = {}, {}, {}, {}
         self.stalled = {}
