@@ -153,6 +153,10 @@ class GradingWorker:
         self.stalled: dict[bytes, tuple[tuple[int, int], int]] = {}
         # Per input topic: when its agent last took a record (of any partition).
         self.read_at: dict[str, float] = {}
+        # Per input (topic, partition): the latest event time read there. A marker keeps
+        # its own topic's, not the partition's stream time: that one also holds the times
+        # of other topics' records still in a batch, which a crash may undo.
+        self.read_times: dict[tuple[str, int], int] = {}
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -291,7 +295,7 @@ class GradingWorker:
         await self._handle(topic_name, event, batch)
         self.done[marker] = offset + 1
         self.moved_at[marker] = time.monotonic()
-        clock = self.partition_time.get(message.partition, 0)
+        clock = self.read_times.get((message.topic, message.partition), 0)
         batch.markers[marker] = (message.partition, orjson.dumps([offset + 1, clock]))
 
     def _done(self, marker: bytes) -> int | None:
@@ -347,6 +351,8 @@ class GradingWorker:
                 await self._dead_letter(value, key, source, ahead, batch)
                 return
             now = self._read_time(message.partition, event_time)
+            read = (message.topic, message.partition)
+            self.read_times[read] = max(self.read_times.get(read, event_time), event_time)
             state = self._load(customer_id, batch)
             before = engine.revision(state)
             batch.steps[customer_id].append((now, decoded.event, event_time))
@@ -604,10 +610,12 @@ class GradingWorker:
         resume_at: dict[int, int] = {}
         for key, value in self.customers.items():
             if key.startswith(MARKER_PREFIX.encode()):
-                partition = int(key.rsplit(b":", 1)[1])
+                topic, number = key[len(MARKER_PREFIX) :].decode().rsplit(":", 1)
+                partition = int(number)
                 next_offset, clock = orjson.loads(value)
                 self.done[key] = next_offset
                 resume_at[partition] = max(resume_at.get(partition, 0), clock)
+                self.read_times[(topic, partition)] = clock
                 continue
             state = decode_state(value)
             partition = partition_of(state.customer_id, partitions)
