@@ -264,7 +264,8 @@ class GradingWorker:
         """Handle each input record once and in offset order, whatever Kafka delivers.
 
         The table keeps, per input partition and in the same changelog as the states,
-        the next offset to handle and the partition's stream time there (the marker).
+        the next offset to handle and the latest event time read there (the marker);
+        the event clock resumes at the latest of a partition number's markers.
         - A record below it was handled before (re-delivered after a crash, from a commit
           that lagged): skipped. The event clock resumes at the marker's time, so that
           the records after it meet the clock they would have met without the crash.
