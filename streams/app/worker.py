@@ -10,7 +10,8 @@ state change happens inside stream iteration, where Faust keeps the RocksDB stor
 the changelog together (a timer writing a table directly would not).
 
 Redis: a separate agent reads customer-grades and writes the view, so a Redis outage
-holds back only that agent (its offsets are not committed until Redis has the batch).
+holds back only that agent. The view keeps its own positions in Redis, written with the
+snapshots, and the agent reads on from them, not from faust's committed offsets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 from aiokafka.structs import TopicPartition
+from faust.types import Message
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
@@ -157,6 +159,8 @@ class GradingWorker:
         # its own topic's, not the partition's stream time: that one also holds the times
         # of other topics' records still in a batch, which a crash may undo.
         self.read_times: dict[tuple[str, int], int] = {}
+        # While the view agent waits for Redis (an outage), its partitions are not stalled.
+        self.writing_view = False
         self.app = app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -279,25 +283,31 @@ class GradingWorker:
         message = event.message
         self.read_at[message.topic] = time.monotonic()
         marker = marker_key(message.topic, message.partition)
-        done = self._done(marker)
+        if not await self._in_order(message, marker, self._done(marker)):
+            return
+        await self._handle(topic_name, event, batch)
+        self.done[marker] = message.offset + 1
+        self.moved_at[marker] = time.monotonic()
+        clock = self.read_times.get((message.topic, message.partition), 0)
+        batch.markers[marker] = (message.partition, orjson.dumps([message.offset + 1, clock]))
+
+    async def _in_order(self, message: Message, marker: bytes, done: int | None) -> bool:
+        """Whether `message` is the next to handle of its partition, whose next offset to
+        handle is `done` (None: not known, any is next); seeks back over a gap."""
         offset = message.offset
         if done is not None and offset != done:
             if offset < done:
                 metrics.REDELIVERED.inc()
-                return
+                return False
             ahead = self.rewound.get(marker)
             if ahead is None:
                 await self._rewind(marker, message.tp, done, offset)
-                return
+                return False
             if offset > ahead:
-                return  # read ahead before the seek took effect; it comes again
+                return False  # read ahead before the seek took effect; it comes again
             log.info("%s: no records in [%d, %d), going on", message.tp, done, offset)
         self.rewound.pop(marker, None)
-        await self._handle(topic_name, event, batch)
-        self.done[marker] = offset + 1
-        self.moved_at[marker] = time.monotonic()
-        clock = self.read_times.get((message.topic, message.partition), 0)
-        batch.markers[marker] = (message.partition, orjson.dumps([offset + 1, clock]))
+        return True
 
     def _done(self, marker: bytes) -> int | None:
         done = self.done.get(marker)
@@ -418,11 +428,44 @@ class GradingWorker:
                 self._undo(customer_id, batch)
 
     async def _view_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        # Batches make one Redis pipeline per up to 500 snapshots.
-        async for batch in stream.take(500, within=0.2):
-            written = await self.view.write(orjson.loads(v) for v in batch)
+        """Write the grades to Redis, in offset order per partition from the view's own
+        positions (kept in Redis with the snapshots): a snapshot that faust skipped
+        around a rebalance is read again (`_in_order`), and a Redis that lost its data
+        (no positions) is rebuilt from the start of the compacted topic."""
+        # take_events, not take: the offsets are needed. One Redis pipeline per batch.
+        batches = cast(faust.Stream[bytes], stream).take_events(500, within=0.2)
+        async for events in batches:
+            await self._view_positions({e.message.partition for e in events})
+            grades: list[dict[str, Any]] = []
+            reached: dict[str, int] = {}
+            for event in events:
+                message = event.message
+                self.read_at[message.topic] = time.monotonic()
+                marker = marker_key(message.topic, message.partition)
+                if await self._in_order(message, marker, self.done[marker]):
+                    grades.append(orjson.loads(message.value or b"null"))
+                    self.done[marker] = message.offset + 1
+                    self.moved_at[marker] = time.monotonic()
+                    reached[f"{message.topic}:{message.partition}"] = message.offset + 1
+            self.writing_view = True  # a write waiting for Redis is no stall (_watch_progress)
+            try:
+                written = await self.view.write(grades, reached)
+            finally:
+                self.writing_view = False
+            self.read_at[self.grades.get_topic_name()] = time.monotonic()
             metrics.REDIS_WRITES.inc(written)
             yield None
+
+    async def _view_positions(self, partitions: Iterable[int]) -> None:
+        """Load the view's positions of these customer-grades partitions from Redis, if
+        not known yet (none stored: from the start)."""
+        topic = self.grades.get_topic_name()
+        missing = {p for p in partitions if marker_key(topic, p) not in self.done}
+        if not missing:
+            return
+        stored = await self.view.positions()
+        for partition in missing:
+            self.done[marker_key(topic, partition)] = stored.get(f"{topic}:{partition}", 0)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -633,14 +676,16 @@ class GradingWorker:
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
     async def _watch_progress(self) -> None:
-        """Seek back an input partition that is read past its marker but handles nothing.
+        """Seek back an input partition that is read past its marker but handles nothing,
+        and a customer-grades partition read past the view's position.
 
-        _on_record seeks back when a record above the marker arrives; this catches what
-        it cannot: a partition committed past unhandled records with no later record to
-        show the gap, and a seek undone by faust's own seek to the committed offsets when
-        it lands during a rebalance. Only while the topic's agent takes no records at all:
-        a backlogged agent leaves a partition unhandled for long while its records wait
-        in the agent's buffer (the benchmark saw needless seeks back at 1k events/s).
+        _on_record and the view agent seek back when a record above the marker (position)
+        arrives; this catches what they cannot: a partition committed past unhandled
+        records with no later record to show the gap, and a seek undone by faust's own
+        seek to the committed offsets when it lands during a rebalance. Only while the
+        topic's agent takes no records at all: a backlogged agent leaves a partition
+        unhandled for long while its records wait in the agent's buffer (the benchmark
+        saw needless seeks back at 1k events/s).
         Seeking again is harmless: what is read twice is skipped. A partition sought
         back from the same place to the same marker STALL_TRIES times with nothing
         handled has no records there (only transaction markers, or compacted away): go
@@ -648,11 +693,20 @@ class GradingWorker:
         """
         consumer = self.app.consumer
         now = time.monotonic()
+        grades = self.grades.get_topic_name()
         for tp in consumer.assignment():
-            if tp.topic not in self.inputs:
-                continue
             marker = marker_key(tp.topic, tp.partition)
-            done = self._done(marker)
+            if tp.topic in self.inputs:
+                done = self._done(marker)
+            elif tp.topic == grades and not self.writing_view:
+                try:  # one try: a Redis outage must not hold up the inputs' watch
+                    await asyncio.wait_for(self._view_positions([tp.partition]), 1.0)
+                except Exception as error:
+                    log.debug("view positions not read (%s); watching them later", error)
+                    continue
+                done = self.done[marker]
+            else:
+                continue
             moved_at = self.moved_at.setdefault(marker, now)
             read_at = self.read_at.get(tp.topic, moved_at)
             if done is None or now - max(moved_at, read_at) < STALL_SECONDS:

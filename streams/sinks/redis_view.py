@@ -7,10 +7,17 @@ Keys (prefix from settings, default ``gradestream``):
 - ``{prefix}:at-risk``        sorted set of customer ids by churn score; customers whose
   band is ``low`` are not in it
 - ``{prefix}:tier:{tier}``    set of customer ids per tier
+- ``{prefix}:positions``      hash: per customer-grades partition (``{topic}:{partition}``),
+  the next offset to write; every snapshot below it is in the view
 
 Writes are idempotent: a Lua script replaces a customer's entries only when the
 snapshot's ``(as_of, seq)`` is newer than the stored one, so re-deliveries after a crash
-and out-of-order batches cannot move the view backwards. A batch is one pipeline.
+and out-of-order batches cannot move the view backwards. A batch is one pipeline, with
+the positions it reached last: Redis runs a connection's commands in order, so a
+position is never stored ahead of the snapshots below it. The view keeps its own
+positions because the consumer's committed offsets can pass snapshots that were never
+written (faust drops fetched records when a rebalance cuts in, then commits past them):
+the worker reads on from the position, not the offset (docs/reliability.md).
 Redis being down only delays the view: the batch is retried with backoff, forever,
 and the customer-grades consumer does not move on until it lands.
 """
@@ -77,17 +84,27 @@ class RedisView:
     def tier_key(self, tier: str) -> str:
         return f"{self.prefix}:tier:{tier}"
 
-    async def write(self, snapshots: Iterable[Mapping[str, Any]]) -> int:
-        """Write a batch in one pipeline; returns how many replaced an older snapshot."""
+    @property
+    def positions_key(self) -> str:
+        return f"{self.prefix}:positions"
+
+    async def write(
+        self, snapshots: Iterable[Mapping[str, Any]], positions: Mapping[str, int] | None = None
+    ) -> int:
+        """Write a batch, then the `positions` it reached, in one pipeline; returns how
+        many snapshots replaced an older one."""
         batch = list(snapshots)
-        if not batch:
+        if not batch and not positions:
             return 0
 
         async def attempt() -> int:
             pipe = self.client.pipeline(transaction=False)
             for grade in batch:
                 await self._queue(pipe, grade)
-            return sum(int(x) for x in await pipe.execute())
+            if positions:
+                pipe.hset(self.positions_key, items=[x for kv in positions.items() for x in kv])
+            replies = await pipe.execute()
+            return sum(int(x) for x in replies[: len(batch)])
 
         async def on_failure(error: Exception) -> None:
             log.warning(
@@ -118,6 +135,23 @@ class RedisView:
             client=pipe,
         )
 
+    async def positions(self) -> dict[str, int]:
+        """The stored positions, by ``{topic}:{partition}`` (retried like a write)."""
+
+        async def attempt() -> dict[str, int]:
+            stored = await self.client.hgetall(self.positions_key)
+            # The client answers bytes (no decode_responses); str only if configured so.
+            return {_text(field): int(value) for field, value in stored.items()}
+
+        async def on_failure(error: Exception) -> None:
+            log.warning("redis view: reading the positions failed (%s); retrying", error)
+
+        return await self._retry.call_with_retry(attempt, on_failure)
+
     async def read(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.client.hget(self.customer_key(customer_id), "grade")
         return None if raw is None else dict(orjson.loads(raw))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -279,6 +279,19 @@ async def read_raw(kafka: str, topic: str) -> list[bytes]:
         await consumer.stop()
 
 
+async def end_offsets(kafka: str, topic: str) -> dict[str, int]:
+    """The topic's end offsets, by "{topic}:{partition}" as the view's positions name them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(tps)
+        return {f"{tp.topic}:{tp.partition}": offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
 def latest(grades: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The newest grade per customer, as a compacted topic keeps it."""
     out: dict[str, dict[str, Any]] = {}

@@ -60,3 +60,14 @@ async def test_low_band_leaves_the_at_risk_set(view: RedisView) -> None:
     await view.write([grade("c-2", "2026-01-02T00:00:00Z", 2, "regular", 0.1, "low")])
     assert await view.client.zscore(view.at_risk_key, "c-2") is None
     assert await view.read("c-3") is None
+
+
+async def test_positions_are_written_with_the_batch(view: RedisView) -> None:
+    assert await view.positions() == {}
+    first = grade("c-3", "2026-01-01T00:00:00Z", 1, "regular", 0.2, "low")
+    assert await view.write([first], {"grades:0": 5}) == 1
+    assert await view.positions() == {"grades:0": 5}
+    # A batch of snapshots already written still moves the position on.
+    assert await view.write([first], {"grades:0": 9, "grades:1": 2}) == 0
+    assert await view.positions() == {"grades:0": 9, "grades:1": 2}
+    assert await view.read("c-3") == first

@@ -13,11 +13,13 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from streams.contracts import decode
 from streams.core.errors import Rejection
 from streams.produce import produce_async
 from streams.simulate import SimConfig, SimRecord, generate
+from streams.sinks.redis_view import RedisView
 from tests.conftest import TopicFactory
 from tests.integration.support import (
     INPUTS,
@@ -25,6 +27,7 @@ from tests.integration.support import (
     OUTPUTS,
     Deployment,
     clean_redis,
+    end_offsets,
     graded_events,
     latest,
     make_deployment,
@@ -35,6 +38,7 @@ from tests.integration.support import (
     redis_converges,
     replay,
     simulated,
+    wait_for,
 )
 
 
@@ -185,3 +189,35 @@ async def test_a_quiet_customer_is_moved_by_the_wall_clock_sweep(deployment: Dep
     assert stages[0] == ("prospect", "new", "event")
     assert ("new", "active", "inactivity") in stages
     assert ("active", "silent", "inactivity") in stages
+
+
+@pytest.mark.parametrize("deployment", ["one-topic"], indirect=True)
+async def test_a_view_that_lost_its_data_is_rebuilt(deployment: Deployment, tmp_path: Path) -> None:
+    """The view keeps its own positions in Redis, with the snapshots: once it has caught
+    up they are the ends of customer-grades. A Redis emptied (flushed, or a new server)
+    has none, and the next worker rebuilds the view from the compacted topic, although
+    faust's committed offsets of customer-grades are at its end. (One topic, so that the
+    grades equal replay's.)"""
+    records = simulated(customers=40, days=120, seed=23)
+    _, expected_grades = replay(records, tmp_path)
+    rename = {name: deployment.topics[name] for name in INPUTS}
+    await produce_async(records, deployment.kafka, rename)
+    grades_topic = deployment.topics["customer-grades"]
+    view = RedisView(aioredis.from_url(deployment.redis_url), deployment.prefix)
+    try:
+        async with deployment.worker("event"):
+            stored = await redis_converges(deployment.redis_url, deployment.prefix, expected_grades)
+            assert stored == expected_grades, mismatch(stored, expected_grades)
+            ends = await end_offsets(deployment.kafka, grades_topic)
+
+            async def caught_up() -> bool:
+                return await view.positions() == {k: v for k, v in ends.items() if v}
+
+            await wait_for(caught_up, 30)
+        await clean_redis(deployment.redis_url, deployment.prefix)
+        assert await view.positions() == {}
+        async with deployment.worker("event", log_name="worker-2.log"):
+            stored = await redis_converges(deployment.redis_url, deployment.prefix, expected_grades)
+            assert stored == expected_grades, mismatch(stored, expected_grades)
+    finally:
+        await view.client.aclose()
