@@ -6,16 +6,16 @@ converting units on every call would dominate that. `compile_policy` does it onc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from streams.core.policy import Policy
     from streams.models.model import Model
 
-DAY = 86_400
-HOUR = 3_600
-SEVERITIES = ("low", "medium", "high")
-LIFECYCLE_STAGES = ("prospect", "new", "active", "reactivated", "silent", "churned")
+DAY: Final = 86_400
+HOUR: Final = 3_600
+SEVERITIES: Final = ("low", "medium", "high")
+LIFECYCLE_STAGES: Final = ("prospect", "new", "active", "reactivated", "silent", "churned")
 
 
 def _cents(amount: float) -> int:

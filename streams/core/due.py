@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Final
 
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.measures import (
@@ -153,7 +154,7 @@ def _full_price_in_window(s: CustomerState, c: CompiledPolicy) -> bool:
 def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     cands = [(day + c.complaint_days) * DAY for day in s.cdays]
     if s.survey is not None:
-        cands.append(s.survey[0] + c.survey_age_s + 1)
+        cands.append(int(s.survey[0]) + c.survey_age_s + 1)  # [0] is the int answer time
     return _first_after(s.as_of, cands)
 
 
@@ -211,7 +212,7 @@ def _recency_cross(
 
 
 # How far ahead the model's crossing is searched: beyond it, "never".
-_MODEL_HORIZON = 36_525 * DAY
+_MODEL_HORIZON: Final = 36_525 * DAY
 
 
 def _model_cross(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
@@ -101,19 +101,23 @@ __all__ = [
     "snapshot",
 ]
 
-OUTPUT_TOPICS: dict[str, str] = {
+OUTPUT_TOPICS: Final[dict[str, str]] = {
     TIER_CHANGED: "tier-changes",
     CHURN_RISK_CHANGED: "churn-risk",
     LIFECYCLE_CHANGED: "lifecycle-changes",
 }
 
-_ORDER_KINDS = {"order_placed": PLACED, "order_refunded": REFUNDED, "order_cancelled": CANCELLED}
-_COMPLAINT_KINDS = {
+_ORDER_KINDS: Final = {
+    "order_placed": PLACED,
+    "order_refunded": REFUNDED,
+    "order_cancelled": CANCELLED,
+}
+_COMPLAINT_KINDS: Final = {
     "complaint_opened": OPENED,
     "complaint_escalated": ESCALATED,
     "complaint_resolved": RESOLVED,
 }
-_INTERACTION_SLOTS = {
+_INTERACTION_SLOTS: Final = {
     "page_view": I_VISIT,
     "app_open": I_VISIT,
     "site_visit": I_SITE_STORE,
@@ -127,9 +131,9 @@ _INTERACTION_SLOTS = {
     "support_chat": I_OTHER,
     "survey_response": I_OTHER,
 }
-_SEVERITY = {"low": 0, "medium": 1, "high": 2}
+_SEVERITY: Final = {"low": 0, "medium": 1, "high": 2}
 # Interaction slots behind an intent indicator (I_PRICE and I_OTHER feed engagement only).
-_INDICATOR_SLOTS = frozenset((I_VISIT, I_SITE_STORE, I_CALL, I_INQUIRY))
+_INDICATOR_SLOTS: Final = frozenset((I_VISIT, I_SITE_STORE, I_CALL, I_INQUIRY))
 
 
 @dataclass(slots=True)

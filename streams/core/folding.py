@@ -13,6 +13,8 @@ Callers advance the state first, so ``s.as_of`` is the grading time and its UTC 
 
 from __future__ import annotations
 
+from typing import Final
+
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.state import (
     C_BILLING,
@@ -35,8 +37,12 @@ from streams.core.state import (
     CustomerState,
 )
 
-PLACED, REFUNDED, CANCELLED = 0, 1, 2
-OPENED, ESCALATED, RESOLVED = 0, 1, 2
+PLACED: Final = 0
+REFUNDED: Final = 1
+CANCELLED: Final = 2
+OPENED: Final = 0
+ESCALATED: Final = 1
+RESOLVED: Final = 2
 
 
 # --- orders -----------------------------------------------------------------------------
@@ -265,9 +271,11 @@ def _drop_stale_idays(s: CustomerState, lo: int) -> None:
         del idays[d]
 
 
-def fold_survey(s: CustomerState, ts: int, nps: int, csat: int, ces: int) -> None:
+def fold_survey(
+    s: CustomerState, ts: int, nps: int | float, csat: int | float, ces: int | float
+) -> None:
     """Keep the latest answer (ties broken by value, so the fold commutes); -1 = absent."""
-    new = [ts, nps, csat, ces]
+    new: list[int | float] = [ts, nps, csat, ces]
     if s.survey is None or new > s.survey:
         s.survey = new
 

@@ -7,7 +7,7 @@ Pure functions of (state, t, compiled policy). They read the cached window sums,
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from streams.core.compiled import DAY, LIFECYCLE_STAGES, CompiledPolicy
 from streams.core.folding import is_open
@@ -28,7 +28,12 @@ from streams.core.state import (
     CustomerState,
 )
 
-PROSPECT, NEW, ACTIVE, REACTIVATED, SILENT, CHURNED = range(6)
+PROSPECT: Final = 0
+NEW: Final = 1
+ACTIVE: Final = 2
+REACTIVATED: Final = 3
+SILENT: Final = 4
+CHURNED: Final = 5
 
 
 class Rfm(NamedTuple):

@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -40,26 +40,37 @@ __all__ = [
 ]
 
 # Bumped when the encoded layout changes; decode refuses other versions.
-FORMAT = 2
+FORMAT: Final = 2
 # "No time" inside record lists (order/complaint records), where None would cost a type.
-NO_TS = -(1 << 62)
+NO_TS: Final = -(1 << 62)
 
 # Interaction day bucket slots: what the intent indicators and engagement need, not raw types.
-I_VISIT = 0  # page_view, app_open
-I_SITE_STORE = 1  # site_visit, store_visit
-I_CALL = 2  # inbound_call
-I_INQUIRY = 3  # inquiry, purchase_inquiry
-I_PRICE = 4  # price_inquiry
-I_OTHER = 5  # email_open, email_click, support_chat, survey_response
-I_FULL_PRICE = 6  # orders placed at (near) full price: the price-tolerance signal
-I_TOTAL = 7  # all interactions of the day (slots 0-5 summed): engagement without a sum()
-I_KINDS = 8
+I_VISIT: Final = 0  # page_view, app_open
+I_SITE_STORE: Final = 1  # site_visit, store_visit
+I_CALL: Final = 2  # inbound_call
+I_INQUIRY: Final = 3  # inquiry, purchase_inquiry
+I_PRICE: Final = 4  # price_inquiry
+I_OTHER: Final = 5  # email_open, email_click, support_chat, survey_response
+I_FULL_PRICE: Final = 6  # orders placed at (near) full price: the price-tolerance signal
+I_TOTAL: Final = 7  # all interactions of the day (slots 0-5 summed): engagement without a sum()
+I_KINDS: Final = 8
 
 # Order record slots: [placed_at, placed_cents, refunded_cents, cancelled, adj_day, cancel_cents]
-O_TS, O_PLACED, O_REFUNDED, O_CANCELLED, O_ADJ_DAY, O_CANCEL = range(6)
+O_TS: Final = 0
+O_PLACED: Final = 1
+O_REFUNDED: Final = 2
+O_CANCELLED: Final = 3
+O_ADJ_DAY: Final = 4
+O_CANCEL: Final = 5
 # Complaint record slots: [opened_at, severity, billing, escalated, resolved, last_seen,
 # severity_at_opening]; the last is what the opened-complaint day buckets counted.
-C_OPENED, C_SEVERITY, C_BILLING, C_ESCALATED, C_RESOLVED, C_SEEN, C_OPEN_SEV = range(7)
+C_OPENED: Final = 0
+C_SEVERITY: Final = 1
+C_BILLING: Final = 2
+C_ESCALATED: Final = 3
+C_RESOLVED: Final = 4
+C_SEEN: Final = 5
+C_OPEN_SEV: Final = 6
 
 
 @dataclass(slots=True, eq=True)
@@ -98,7 +109,9 @@ class CustomerState:
     # Complaints opened: day -> [low, medium, high] inside the complaint window.
     cdays: dict[int, list[int]] = field(default_factory=dict)
     # Latest survey answer: [answered_at, nps, csat, ces] (-1 = not answered) or None.
-    survey: list[int] | None = None
+    # The answers are kept as the event carried them: a JSON integer may come as 3.0 (the
+    # schema accepts it), and compiled code must neither refuse nor convert it.
+    survey: list[int | float] | None = None
     # Held grades and their hysteresis.
     # Tier and band by name ("" = the policy's lowest), so a new policy's ladder can't
     # misread them; stage is an index into the fixed LIFECYCLE_STAGES.

@@ -8,7 +8,7 @@ into output events; `grading.grade` uses `roll` on a copy to look ahead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import engagement_sensitive, next_due_c
@@ -26,11 +26,13 @@ from streams.core.measures import (
 from streams.core.state import CustomerState
 
 # Why a re-grade happens; it decides how a tier may fall.
-EVENT, TIME, POLICY = 0, 1, 2
+EVENT: Final = 0
+TIME: Final = 1
+POLICY: Final = 2
 
-TIER_CHANGED = "tier_changed"
-CHURN_RISK_CHANGED = "churn_risk_changed"
-LIFECYCLE_CHANGED = "lifecycle_changed"
+TIER_CHANGED: Final = "tier_changed"
+CHURN_RISK_CHANGED: Final = "churn_risk_changed"
+LIFECYCLE_CHANGED: Final = "lifecycle_changed"
 
 
 class Transition(NamedTuple):
