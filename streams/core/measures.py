@@ -263,6 +263,35 @@ def others_weighted(p: ChurnParts, c: CompiledPolicy) -> float:
     return c.w_complaints * p.complaints + c.w_surveys * p.surveys + c.w_engagement * p.engagement
 
 
+def round4(x: float) -> float:
+    """``round(x, 4)`` bit for bit, without its decimal conversion (round with digits
+    formats the float as a string, an snprintf and two dtoa calls: a tenth of the replay's
+    instructions once the core is compiled).
+
+    For 0 <= x <= 1, ``y = x * 10_000`` is within 1e-12 of the exact product, so unless
+    the exact product is within that of a tie (fraction .5) the nearest integer ``n`` of
+    ``y`` is the correctly rounded one, and ``n / 10_000`` is the double nearest to the
+    decimal n·10⁻⁴, which is what round's string conversion gives. Zeros are returned as
+    they are (as round does, sign included); near-ties (fraction within 1e-7 of .5),
+    negatives, larger and non-finite values go to round itself. tests/core/test_round4.py
+    compares the two on ties, edges and random values.
+
+    >>> round4(0.123449999), round4(1.0), round4(0.00005), round4(-1e-17)
+    (0.1234, 1.0, 0.0001, -0.0)
+    """
+    if 0.0 < x <= 1.0:
+        y = x * 10_000.0
+        n = math.floor(y)
+        frac = y - n
+        if frac < 0.4999999:
+            return n / 10_000.0
+        if frac > 0.5000001:
+            return (n + 1) / 10_000.0
+    elif x == 0.0:
+        return x  # what round gives, with the sign of zero
+    return round(x, 4)
+
+
 def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
     """Rounded to 4 places: the band is decided on the score the outputs show.
 
@@ -272,8 +301,8 @@ def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
     """
     if c.model is None:
         raw = c.w_recency * recency + others
-        return round(raw if raw < 1.0 else 1.0, 4)  # min(1.0, raw) without a call
-    return round(1.0 - (1.0 - c.w_model * recency) * (1.0 - others), 4)
+        return round4(raw if raw < 1.0 else 1.0)  # min(1.0, raw) without a call
+    return round4(1.0 - (1.0 - c.w_model * recency) * (1.0 - others))
 
 
 def add_part(others: float, weighted: float, c: CompiledPolicy) -> float:
