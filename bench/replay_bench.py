@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]only {lines:,} events (< {MIN_EVENTS:,}): raise --customers")
     size = source.stat().st_size
 
+    load_before = os.getloadavg()[0]
     parse_s = _best(3, lambda: _parse_only(source))
     decode_s = _best(1, lambda: _decode_only(source))
     rss_before = _maxrss_mib()
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     heavy = _heavy_customer_bytes()
 
     res: dict[str, Any] = {
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
         "lines": lines,
         "bytes": size,
         "customers": len(states),
@@ -275,6 +278,15 @@ def _commit() -> str:
         return "?"
 
 
+def _core_kind() -> str:
+    """Whether streams/core runs compiled (setup.py builds it with mypyc) or as Python."""
+    from streams.core import engine
+
+    if engine.__file__ and engine.__file__.endswith(".py"):
+        return "pure Python (no compiled extensions installed)"
+    return "compiled with mypyc (streams/core/*.so, setup.py)"
+
+
 def _section(res: dict[str, Any], args: argparse.Namespace, cmd: str) -> str:
     lines = [
         BEGIN,
@@ -282,6 +294,9 @@ def _section(res: dict[str, Any], args: argparse.Namespace, cmd: str) -> str:
         f"Machine: {os.cpu_count()} CPUs (nproc), {_cpu()}; "
         f"{platform.python_implementation()} {platform.python_version()}, one core. "
         f"Commit {_commit()} (plus any uncommitted changes of that run).",
+        "",
+        f"Grading core: {_core_kind()}. Load average (1 min) {res['load_before']:.1f} before "
+        f"the run, {res['load_after']:.1f} after (2 CPUs: above ~1, the machine was shared).",
         "",
         f"Command: `.venv/bin/python {cmd}` ({args.customers:,} simulated customers over "
         f"{args.days} days, seed {args.seed}; the file is cached in `.local/bench/`).",
