@@ -6,7 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The stamp is newer than pyproject.toml once its dependencies are installed.
+# The stamp is newer than pyproject.toml once its dependencies are installed, and newer
+# than the grading core's sources once they are compiled (setup.py: an extension module
+# wins over its .py, so an edited core must be compiled again).
 STAMP := $(VENV)/.installed
 
 .PHONY: help install kafka-up kafka-down redis-up redis-down lint format test soak demo clean
@@ -23,7 +25,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(wildcard streams/core/*.py)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradestream needs Python >= 3.11, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
