@@ -435,13 +435,14 @@ class GradingWorker:
         # take_events, not take: the offsets are needed. One Redis pipeline per batch.
         batches = cast(faust.Stream[bytes], stream).take_events(500, within=0.2)
         async for events in batches:
-            await self._view_positions({e.message.partition for e in events})
             grades: list[dict[str, Any]] = []
             reached: dict[str, int] = {}
             for event in events:
                 message = event.message
                 self.read_at[message.topic] = time.monotonic()
                 marker = marker_key(message.topic, message.partition)
+                # Per record: a rebalance completing during an await here clears them.
+                await self._view_positions([message.partition])
                 if await self._in_order(message, marker, self.done[marker]):
                     grades.append(orjson.loads(message.value or b"null"))
                     self.done[marker] = message.offset + 1
