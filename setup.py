@@ -36,9 +36,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-# The modules on the per-event path. policy.py (pydantic models, read once), errors.py
-# and timefmt.py (a datetime call per event either way) stay interpreted.
+# The modules on the per-event path. policy.py (pydantic models, read once) and errors.py
+# stay interpreted.
 CORE = [
+    "timefmt",
     "compiled",
     "state",
     "folding",

@@ -2,6 +2,8 @@
 
 >>> parse_rfc3339("2024-03-01T11:15:00.250+01:00")
 1709288100
+>>> parse_rfc3339("2024-03-01T11:15:00+01:00")
+1709288100
 >>> format_rfc3339(1709288100)
 '2024-03-01T10:15:00Z'
 >>> parse_rfc3339("2024-03-01T10:15:00")
@@ -15,19 +17,93 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from typing import Any, Final
 
-DAY = 86_400
+DAY: Final = 86_400
+# Days before each month in a common year; the proleptic Gregorian ordinal of 1970-01-01.
+_DAYS_BEFORE_MONTH: Final = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_EPOCH_ORDINAL: Final = 719_163
 
 
-def parse_rfc3339(text: str) -> int:
+def parse_rfc3339(text: Any) -> int:
     """Epoch seconds (floored) of an RFC 3339 date-time with an offset; naive times are refused.
 
     A naive time would be read in the machine's local zone: impure, so it is an error.
+
+    The common shapes (``YYYY-MM-DDTHH:MM:SSZ`` and ``...SS+HH:MM``, no fraction, every
+    field in range) are computed directly, the very integer ``datetime`` gives; anything
+    else (fractions, other shapes, out-of-range fields, non-strings) goes through
+    ``datetime.fromisoformat`` as before, with its results and its errors.
     """
+    if type(text) is str:
+        fast = _parse_whole_seconds(text)
+        if fast is not None:
+            return fast
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
     return math.floor(dt.timestamp())
+
+
+def _parse_whole_seconds(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS`` + ``Z`` or ``±HH:MM`` as epoch seconds; None for anything else.
+
+    None whenever ``datetime.fromisoformat`` might see it differently: another length or
+    shape, a character other than an ASCII digit where a digit belongs, a field out of
+    range (year 0, month 13, 30 February, hour 24, second 60, offset 24:00 and over).
+    """
+    n = len(text)
+    if n == 20:
+        if text[19] != "Z":
+            return None
+        offset = 0
+    elif n == 25:
+        sign = text[19]
+        if (sign != "+" and sign != "-") or text[22] != ":":
+            return None
+        oh = _two_digits(text, 20)
+        om = _two_digits(text, 23)
+        if oh < 0 or om < 0 or oh >= 24 or om >= 60:
+            return None
+        offset = oh * 3600 + om * 60
+        if sign == "-":
+            offset = -offset
+    else:
+        return None
+    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return None
+    hi = _two_digits(text, 0)
+    lo = _two_digits(text, 2)
+    month = _two_digits(text, 5)
+    day = _two_digits(text, 8)
+    hour = _two_digits(text, 11)
+    minute = _two_digits(text, 14)
+    second = _two_digits(text, 17)
+    if hi < 0 or lo < 0 or month < 0 or day < 0 or hour < 0 or minute < 0 or second < 0:
+        return None
+    year = hi * 100 + lo
+    if year < 1 or month < 1 or month > 12 or day < 1 or hour >= 24 or minute >= 60 or second >= 60:
+        return None
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if month == 2:
+        if day > (29 if leap else 28):
+            return None
+    elif day > (30 if month == 4 or month == 6 or month == 9 or month == 11 else 31):
+        return None
+    y = year - 1
+    ordinal = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month] + day
+    if leap and month > 2:
+        ordinal += 1
+    return (ordinal - _EPOCH_ORDINAL) * DAY + hour * 3600 + minute * 60 + second - offset
+
+
+def _two_digits(text: str, i: int) -> int:
+    """The number of the two ASCII digits at text[i:i + 2]; -1 if either is anything else."""
+    a = ord(text[i]) - 48
+    b = ord(text[i + 1]) - 48
+    if a < 0 or a > 9 or b < 0 or b > 9:
+        return -1
+    return a * 10 + b
 
 
 def format_rfc3339(ts: int) -> str:
