@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.core.compiled import CompiledPolicy
@@ -147,10 +147,24 @@ class Result:
     accepted event always bumps seq, so a consumer ordering by (as_of, seq) sees it.
     """
 
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    rejection: Rejection | None = None
-    changed: bool = False
-    duplicate: bool = False
+    outputs: list[dict[str, Any]]
+    rejection: Rejection | None
+    changed: bool
+    duplicate: bool
+
+    # Written out (dataclass would generate it) so that mypyc compiles it: the generated
+    # one ran as interpreted Python, with a kwargs dict, once per event.
+    def __init__(
+        self,
+        outputs: list[dict[str, Any]] | None = None,
+        rejection: Rejection | None = None,
+        changed: bool = False,
+        duplicate: bool = False,
+    ) -> None:
+        self.outputs = [] if outputs is None else outputs
+        self.rejection = rejection
+        self.changed = changed
+        self.duplicate = duplicate
 
 
 def _refuse(code: str, message: str) -> Result:
