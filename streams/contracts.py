@@ -297,8 +297,9 @@ def decode(value: bytes, topic: str | None = None, key: bytes | None = None) -> 
         return Rejection("not_an_object", f"value is a JSON {_json_kind(obj)}, not an object")
     # Known fields are scalars: only an event with a container pays for the depth walk.
     # A nested container needs a `[` or a `{` after the object's own (JSON has no other
-    # spelling of them), so bytes without one skip the look at every field.
-    if b"[" in value or value.find(b"{", 1) >= 0:
+    # spelling of them), so bytes without one skip the look at every field. (find, not
+    # `in`: bytes.__contains__ first tries its argument as an int and raises inside.)
+    if value.find(b"[") >= 0 or value.find(b"{", 1) >= 0:
         for field in obj.values():
             if type(field) is dict or type(field) is list:
                 if _too_deep(obj):
