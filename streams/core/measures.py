@@ -379,10 +379,15 @@ def band_of(score: float, c: CompiledPolicy) -> int:
     return i
 
 
-class ChurnCore(NamedTuple):
+class ChurnCore:
     """The hot-path churn facts: recency component, the other components weighted and
     summed (same arithmetic as `others_weighted`), whole days since the last order, and
-    the cadence in days."""
+    the cadence in days.
+
+    A plain class, not a NamedTuple: mypyc compiles it to a native class (a NamedTuple is
+    built through its interpreted ``__new__`` and read through attribute lookups), and
+    nothing uses it as a tuple.
+    """
 
     recency: float
     others: float
@@ -391,6 +396,29 @@ class ChurnCore(NamedTuple):
     # `others` without the engagement term, and that term's component in [0, 1].
     base: float
     engagement: float
+
+    def __init__(
+        self,
+        recency: float,
+        others: float,
+        recency_days: int,
+        cadence_days: float,
+        base: float,
+        engagement: float,
+    ) -> None:
+        self.recency = recency
+        self.others = others
+        self.recency_days = recency_days
+        self.cadence_days = cadence_days
+        self.base = base
+        self.engagement = engagement
+
+    def __repr__(self) -> str:
+        return (
+            f"ChurnCore(recency={self.recency!r}, others={self.others!r}, "
+            f"recency_days={self.recency_days!r}, cadence_days={self.cadence_days!r}, "
+            f"base={self.base!r}, engagement={self.engagement!r})"
+        )
 
 
 def engagement_counts(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[int, int]:
@@ -421,7 +449,9 @@ def with_engagement(k: ChurnCore, s: CustomerState, t: int, c: CompiledPolicy) -
     """Parts computed without engagement (``churn_core(..., engagement=False)``) completed
     with it: equal to ``churn_core(s, t, c)``, without recomputing the other parts."""
     eng = engagement_component(s, t, c)
-    return k._replace(others=add_engagement(k.base, eng, c), engagement=eng)
+    return ChurnCore(
+        k.recency, add_engagement(k.base, eng, c), k.recency_days, k.cadence_days, k.base, eng
+    )
 
 
 def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = True) -> ChurnCore:
