@@ -33,6 +33,7 @@ from streams.core.state import (
     I_TOTAL,
     I_VISIT,
     CustomerState,
+    first_day,
 )
 
 
@@ -81,7 +82,7 @@ def orders_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     """Order times' thresholds and the oldest order day leaving the window."""
     best = order_times_due(s, c)
     if s.days:
-        x = order_day_due(min(s.days), c)
+        x = order_day_due(first_day(s.days), c)
         if x > s.as_of and (best is None or x < best):
             best = x
     return best

@@ -75,6 +75,7 @@ from streams.core.state import (
     I_SITE_STORE,
     I_VISIT,
     CustomerState,
+    first_day,
     new_state,
 )
 from streams.core.stepping import (
@@ -372,7 +373,7 @@ def apply(
             if slot in _INDICATOR_SLOTS:
                 # An indicator falls back when a day leaves the window: never before the
                 # oldest day does. When the due is earlier already, skip the scan.
-                floor = (min(s.idays) + c.intent_days) * 86_400
+                floor = (first_day(s.idays) + c.intent_days) * 86_400
                 if due is None or due > floor:
                     due = min_due(due, intent_grade_due(s, c))
     else:

@@ -36,6 +36,7 @@ __all__ = [
     "CustomerState",
     "decode",
     "encode",
+    "first_day",
     "new_state",
 ]
 
@@ -131,6 +132,24 @@ class CustomerState:
 def new_state(customer_id: str) -> CustomerState:
     """A customer never seen before: a prospect at the lowest tier and band."""
     return CustomerState(customer_id=customer_id)
+
+
+def first_day(days: dict[int, list[int]]) -> int:
+    """``min(days)`` of day buckets (ValueError when empty, as min's), as a compiled loop:
+    min() is a generic call comparing boxed ints, several times the cost per bucket.
+
+    >>> first_day({19_802: [1], 19_800: [2], 19_801: [3]})
+    19800
+    """
+    if not days:
+        raise ValueError("min() arg is an empty sequence")
+    first = 0
+    seen = False
+    for d in days:
+        if not seen or d < first:
+            first = d
+            seen = True
+    return first
 
 
 def _flat(d: dict[int, list[int]]) -> list[list[int]]:
