@@ -107,5 +107,28 @@ def _two_digits(text: str, i: int) -> int:
 
 
 def format_rfc3339(ts: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (gmtime of a given instant reads no clock)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (gmtime of a given instant reads no clock).
+
+    Years 1000-9999 are formatted from the civil date computed here (the very text
+    strftime gives, without its call); other years go through strftime as before.
+    """
+    days, secs = divmod(ts, DAY)
+    # Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil, inverted).
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    if year < 1000 or year > 9999:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    two = _TWO_DIGITS
+    hour, rest = divmod(secs, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{year}-{two[month]}-{two[day]}T{two[hour]}:{two[minute]}:{two[second]}Z"
+
+
+_TWO_DIGITS: Final = tuple(f"{i:02d}" for i in range(100))

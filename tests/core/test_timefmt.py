@@ -1,15 +1,16 @@
-"""parse_rfc3339's whole-second fast path gives what datetime gives, errors included."""
+"""parse_rfc3339 gives what datetime gives (errors too); format_rfc3339 what strftime gives."""
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from streams.core.timefmt import parse_rfc3339
+from streams.core.timefmt import format_rfc3339, parse_rfc3339
 
 
 def _reference(text: Any) -> int | str:
@@ -98,3 +99,36 @@ def test_random_texts_match_datetime() -> None:
     for _ in range(50_000):
         text = _random_text(rnd)
         assert _ours(text) == _reference(text), text
+
+
+def _strftime(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        0,
+        -1,
+        -86_400,
+        951_782_400,  # 2000-02-29
+        4_107_542_400,  # 2100-03-01
+        -30_610_224_000,  # 1000-01-01
+        -30_610_224_001,  # 999-12-31T23:59:59
+        253_402_300_799,  # 9999-12-31T23:59:59
+        253_402_300_800,  # 10000-01-01
+        -62_135_596_800,  # 0001-01-01
+    ],
+)
+def test_format_edges(ts: int) -> None:
+    assert format_rfc3339(ts) == _strftime(ts)
+
+
+def test_format_random_instants_match_strftime() -> None:
+    rnd = random.Random(1125)
+    for _ in range(50_000):
+        ts = rnd.randint(-62_135_596_800, 253_402_300_799)
+        assert format_rfc3339(ts) == _strftime(ts), ts
+    for _ in range(20_000):  # dense around today, every second of a day's edges
+        ts = rnd.randint(1_600_000_000, 1_800_000_000)
+        assert format_rfc3339(ts) == _strftime(ts), ts
