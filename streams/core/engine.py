@@ -230,7 +230,12 @@ def _remember(s: CustomerState, event_id: str, ts: int, c: CompiledPolicy) -> No
     floor = s.as_of - c.lateness_s
     # Insertion order is roughly time order: when the first id is stale, sweep them all
     # (an O(1) check per event keeps quiet customers' states small between due times).
-    if len(seen) > c.dedup_max or next(iter(seen.values())) < floor:
+    stale = len(seen) > c.dedup_max
+    if not stale:
+        for oldest in seen.values():  # the first value, read by a compiled loop
+            stale = oldest < floor
+            break
+    if stale:
         for k in [k for k, t in seen.items() if t < floor]:
             del seen[k]
     if len(seen) <= c.dedup_max:
@@ -325,7 +330,7 @@ def apply(
     except (KeyError, TypeError, ValueError) as err:
         return _refuse("invalid_event", f"{etype}: missing or malformed field {err!r}")
 
-    out = _adopt_policy(s, policy)
+    out = _adopt_policy(s, policy, c)
     if ts > s.as_of:
         if s.due is not None and s.due <= ts:
             out.extend(_advance(s, ts, c))
@@ -401,13 +406,14 @@ def _churn_due(
     return min_due(due, churn_due(s, c, parts, due, worst_engagement=True))
 
 
-def _adopt_policy(state: CustomerState, policy: Policy) -> list[dict[str, Any]]:
-    """Bring a state graded under another policy_version to `policy`, in place: a new
-    state just takes its version; an old one is re-graded (cause policy_change)."""
-    if state.policy_version == policy.compiled.version:
+def _adopt_policy(state: CustomerState, policy: Policy, c: CompiledPolicy) -> list[dict[str, Any]]:
+    """Bring a state graded under another policy_version to `policy` (`c` is its
+    `compiled`, which the caller has read), in place: a new state just takes its version;
+    an old one is re-graded (cause policy_change)."""
+    if state.policy_version == c.version:
         return []
     if not state.policy_version:
-        state.policy_version = policy.compiled.version
+        state.policy_version = c.version
         return []
     return list(regrade_for_policy(state, state.as_of, policy))
 
@@ -425,7 +431,7 @@ def advance(state: CustomerState, now: int, policy: Policy) -> list[dict[str, An
     ``(as_of, seq)``; the state must be persisted when that or ``state.due`` moved.
     """
     c = policy.compiled
-    out = _adopt_policy(state, policy)
+    out = _adopt_policy(state, policy, c)
     out.extend(_advance(state, now, c))
     return out
 
