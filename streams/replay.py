@@ -201,11 +201,16 @@ def replay_file(
             partitions=partitions,
         )
         feed = replayer.feed
-        for count, (line_no, raw) in enumerate(read_lines(src), start=1):
-            feed(line_no, raw)
-            # Reporting every line would cost more than the grading of it.
-            if progress is not None and count % 8192 == 0:
-                progress(src.tell())
+        count = 0
+        # read_lines, written out: a generator's resume and a tuple per line cost here.
+        for line_no, line in enumerate(src, start=1):
+            raw = line.rstrip(b"\r\n")
+            if raw.strip():
+                feed(line_no, raw)
+                count += 1
+                # Reporting every line would cost more than the grading of it.
+                if progress is not None and count % 8192 == 0:
+                    progress(src.tell())
         write_snap = jsonl_writer(snap_f)
         for grade in replayer.finish(as_of):
             write_snap(grade)
