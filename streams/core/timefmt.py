@@ -20,9 +20,6 @@ from datetime import datetime
 from typing import Any, Final
 
 DAY: Final = 86_400
-# Days before each month in a common year; the proleptic Gregorian ordinal of 1970-01-01.
-_DAYS_BEFORE_MONTH: Final = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-_EPOCH_ORDINAL: Final = 719_163
 
 
 def parse_rfc3339(text: Any) -> int:
@@ -90,11 +87,13 @@ def _parse_whole_seconds(text: str) -> int | None:
             return None
     elif day > (30 if month == 4 or month == 6 or month == 9 or month == 11 else 31):
         return None
-    y = year - 1
-    ordinal = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month] + day
-    if leap and month > 2:
-        ordinal += 1
-    return (ordinal - _EPOCH_ORDINAL) * DAY + hour * 3600 + minute * 60 + second - offset
+    # Days since 1970-01-01 (H. Hinnant's days_from_civil; years start in March).
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + 9 if month <= 2 else month - 3) + 2) // 5 + day - 1
+    days = era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+    return days * DAY + hour * 3600 + minute * 60 + second - offset
 
 
 def _two_digits(text: str, i: int) -> int:
