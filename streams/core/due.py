@@ -9,7 +9,6 @@ wake a customer for nothing (no outputs) but never misses a change.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Final
 
 from streams.core.compiled import DAY, CompiledPolicy
@@ -310,15 +309,36 @@ def churn_due(
     return _recency_cross(last, p.cadence_days, others, band, s.as_of, c)
 
 
-def _midnights(
-    idays: dict[int, list[int]], days: list[int], mid: int, half: int, width: int
-) -> Iterator[tuple[int, int, int]]:
+class _Midnights:
     """(day, change of recent, change of earlier) at each midnight, in time order, at which
     an interaction day of the window (`days`, ascending) moves to the earlier half (days
-    after `mid`, `half` days on) or leaves the window (`width` days on)."""
-    recent_days = [d for d in days if d > mid]
-    i = j = 0
-    while i < len(days):  # a day leaves after it moved: the leaving ends the walk
+    after `mid`, `half` days on) or leaves the window (`width` days on).
+
+    Lazy, as a generator would be (the walk mostly stops early), but a plain class that
+    mypyc compiles: `advance()` moves to the next midnight (False after the last) and
+    leaves it in `day`, `dr`, `de` (a compiled generator cost a resume and a tuple each).
+    """
+
+    def __init__(
+        self, idays: dict[int, list[int]], days: list[int], mid: int, half: int, width: int
+    ) -> None:
+        self.idays = idays
+        self.days = days
+        self.recent_days = [d for d in days if d > mid]
+        self.half = half
+        self.width = width
+        self.i = 0
+        self.j = 0
+        self.day = 0
+        self.dr = 0
+        self.de = 0
+
+    def advance(self) -> bool:
+        days, recent_days, idays = self.days, self.recent_days, self.idays
+        i, j = self.i, self.j
+        if i >= len(days):  # a day leaves after it moved: the leaving ends the walk
+            return False
+        half, width = self.half, self.width
         day = days[i] + width
         if j < len(recent_days) and recent_days[j] + half < day:
             day = recent_days[j] + half
@@ -331,7 +351,9 @@ def _midnights(
         while i < len(days) and days[i] + width == day:
             de -= idays[days[i]][I_TOTAL]
             i += 1
-        yield day, dr, de
+        self.i, self.j = i, j
+        self.day, self.dr, self.de = day, dr, de
+        return True
 
 
 def band_due(
@@ -363,7 +385,7 @@ def band_due(
         else:
             earlier += idays[d][I_TOTAL]
     # Lazily: the walk mostly stops at `before`, long before the last midnight.
-    steps = _midnights(idays, days, mid, half, width)
+    steps = _Midnights(idays, days, mid, half, width)
     base, w_e, need_base = p.base, c.w_engagement, c.engagement_min_baseline
     others = p.others
     mins = c.band_mins
@@ -374,7 +396,8 @@ def band_due(
     cad = p.cadence_days
     # The band holds while floor <= score < target: band_of's test, without the ladder walk.
     floor = mins[band]
-    for day, dr, de in steps:
+    while steps.advance():
+        day, dr, de = steps.day, steps.dr, steps.de
         m = day * DAY
         if use_recency:
             assert last is not None
@@ -408,7 +431,7 @@ def _band_walk_model(
     p: ChurnCore,
     band: int,
     target: float,
-    steps: Iterator[tuple[int, int, int]],
+    steps: _Midnights,
     recent: int,
     earlier: int,
     before: int | None,
@@ -422,7 +445,8 @@ def _band_walk_model(
     use_model = k is not None and c.w_model > 0
     base, others, need_base = p.base, p.others, c.engagement_min_baseline
     t_from = s.as_of
-    for day, dr, de in steps:
+    while steps.advance():
+        day, dr, de = steps.day, steps.dr, steps.de
         m = day * DAY
         recent += dr
         earlier += de
