@@ -58,6 +58,10 @@ STALL_SECONDS = 5.0
 STALL_TRIES = 3
 # An event dated further ahead of the wall clock than this is refused (from_the_future).
 MAX_AHEAD_SECONDS = 24 * 3600
+# How old the Kafka clients' cluster metadata may get: Kafka's default, 5 min, is also how
+# long the worker sat stalled, its producer's flush waiting, in two trials (docs/reliability.md,
+# "Open defects"); a refresh is one small request.
+METADATA_MAX_AGE_MS = 10_000
 
 
 def faust_credentials(settings: Settings) -> dict[str, Any]:
@@ -187,6 +191,8 @@ class GradingWorker:
             # Records sent within the linger go to the broker in one request: per-record
             # requests cost more CPU than the grading (docs/benchmarks.md, "Worker").
             producer_linger=settings.producer_linger_seconds,
+            producer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
             **faust_credentials(settings),
         )
         p = settings.partitions
