@@ -21,19 +21,31 @@ CORE = Path(streams.core.__file__).parent
 COMPILED = not engine.__file__.endswith(".py")
 pytestmark = pytest.mark.skipif(not COMPILED, reason="the grading core runs as pure Python")
 
-# Replays a simulated file and prints its outputs, dead letters, snapshots and encoded
-# final states; with "pure", the core's .py files are imported instead of the extensions.
-_RUN = r"""
-import importlib.machinery as m, sys, tempfile
-from pathlib import Path
-core = Path(sys.argv[1])
-if sys.argv[2] == "pure":
-    finder = m.FileFinder(str(core), (m.SourceFileLoader, m.SOURCE_SUFFIXES))
+# The prelude of the scripts below: `use_pure_core(dir)` makes `streams.core.*` import from
+# the .py files in `dir`, not from the extensions next to them.
+_PURE_CORE = r"""
+import importlib.machinery as _machinery, sys as _sys
+def use_pure_core(core):
+    finder = _machinery.FileFinder(
+        str(core), (_machinery.SourceFileLoader, _machinery.SOURCE_SUFFIXES)
+    )
     class PureCore:
         @staticmethod
         def find_spec(name, path=None, target=None):
             return finder.find_spec(name) if name.startswith("streams.core.") else None
-    sys.meta_path.insert(0, PureCore)
+    _sys.meta_path.insert(0, PureCore)
+"""
+
+# Replays a simulated file and prints its outputs, dead letters, snapshots and encoded
+# final states; with "pure", the core's .py files are imported instead of the extensions.
+_RUN = (
+    _PURE_CORE
+    + r"""
+import sys, tempfile
+from pathlib import Path
+core = Path(sys.argv[1])
+if sys.argv[2] == "pure":
+    use_pure_core(core)
 from streams.core import engine
 from streams.core.policy import load_policy
 from streams.core.state import encode
@@ -53,6 +65,7 @@ for policy_file, as_of in ((None, None), (sys.argv[3], 1_735_000_000)):
     for cid in sorted(r.states):
         out.write(encode(r.states[cid]) + b"\n")
 """
+)
 
 
 def _replay(mode: str) -> bytes:
@@ -87,16 +100,12 @@ def test_compiled_and_pure_core_give_the_same_bytes() -> None:
 
 # Runs the doctests of the core's Python sources (the extensions keep no docstrings, so
 # pytest's --doctest-modules finds none in them).
-_DOCTESTS = r"""
-import doctest, importlib, importlib.machinery as m, sys
+_DOCTESTS = (
+    _PURE_CORE
+    + r"""
+import doctest, importlib, sys
 from pathlib import Path
-core = Path(sys.argv[1])
-finder = m.FileFinder(str(core), (m.SourceFileLoader, m.SOURCE_SUFFIXES))
-class PureCore:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        return finder.find_spec(name) if name.startswith("streams.core.") else None
-sys.meta_path.insert(0, PureCore)
+use_pure_core(Path(sys.argv[1]))
 failed = tried = 0
 for name in sys.argv[2:]:
     module = importlib.import_module(name)
@@ -106,6 +115,7 @@ for name in sys.argv[2:]:
 print(tried)
 sys.exit(1 if failed else 0)
 """
+)
 
 
 def test_doctests_of_the_compiled_modules_pass_in_their_sources() -> None:
