@@ -149,15 +149,23 @@ class Deployment:
 async def make_deployment(
     kafka: str, redis_url: str, new_topic: TopicFactory, tmp_path: Path, one_topic: bool
 ) -> Deployment:
-    """Unique input topics (4 partitions; one for all kinds, or one per kind) and names for
-    the topics the worker declares itself."""
+    """Unique input topics (4 partitions; one for all kinds, or one per kind), the
+    customer-grades topic, and names for the topics the worker declares itself.
+
+    customer-grades is created here, compacted, as `gradestream topics create` would: the
+    trials watch it from before the worker starts, and a consumer's metadata request for a
+    missing topic makes the broker auto-create it. The worker's producer then never saw a
+    leader for it (docs/reliability.md, "Open defects")."""
     if one_topic:
         events = await new_topic("events", partitions=4)
         topics = dict.fromkeys(INPUTS, events)
     else:
         topics = {name: await new_topic(name, partitions=4) for name in INPUTS}
+    topics["customer-grades"] = await new_topic(
+        "customer-grades", partitions=4, **{"cleanup.policy": "compact"}
+    )
     unique = uuid.uuid4().hex[:8]
-    for name in (*OUTPUTS, "customer-grades", "dead-letters", "ticks"):
+    for name in (*OUTPUTS, "dead-letters", "ticks"):
         topics[name] = f"test-{name}-{unique}"  # the worker declares these itself
     deployment = Deployment(kafka, redis_url, tmp_path / "worker", topics)
     deployment.datadir.mkdir()
