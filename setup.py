@@ -13,11 +13,15 @@ GRADESTREAM_COMPILE chooses:
 * ``1``: compile or fail the install;
 * ``0``: pure Python, no compilation.
 
+Besides the core, the replay loop (``streams/replay.py``) and the due index it and the
+worker share (``streams/schedule.py``) are compiled: they are the per-event path of a
+replay around the core.
+
 Editable installs (``make install``) build the extensions in place, next to the sources
-(``streams/core/*.cpython-*.so``, git-ignored). An extension module wins over the .py file
-of the same name, so after editing ``streams/core/*.py`` re-run
-``.venv/bin/pip install -e '.[dev]'`` (tests/core checks that the compiled core matches the
-sources and fails if it is stale).
+(``streams/core/*.cpython-*.so``, ``streams/replay.cpython-*.so``, ...; git-ignored). An
+extension module wins over the .py file of the same name, so after editing a compiled
+source re-run ``.venv/bin/pip install -e '.[dev]'`` (tests/core checks that the compiled
+modules match their sources and fails if they are stale).
 """
 
 from __future__ import annotations
@@ -49,7 +53,12 @@ CORE = [
     "grading",
     "engine",
 ]
-# Written next to the extensions: the sha256 of each source they were compiled from.
+# Outside the core, the modules on a replay's per-event path: its loop and the due index.
+# contracts.py (decode) stays interpreted: its time is in orjson and jsonschema-rs.
+EXTRA = ["streams.schedule", "streams.replay"]
+MODULES = [f"streams.core.{m}" for m in CORE] + EXTRA
+# Written next to the core's extensions: the sha256 of each source (every module of
+# MODULES, by dotted name) they were compiled from.
 SOURCES_FILE = "streams/core/_compiled_sources.json"
 MODE = os.environ.get("GRADESTREAM_COMPILE", "auto").strip().lower()
 
@@ -71,12 +80,11 @@ def _compiler_found() -> bool:
 
 
 def _source_hashes() -> dict[str, str]:
-    return {
-        f"streams.core.{m}": hashlib.sha256(
-            (HERE / "streams/core" / f"{m}.py").read_bytes()
-        ).hexdigest()
-        for m in CORE
-    }
+    return {m: hashlib.sha256(_source(m).read_bytes()).hexdigest() for m in MODULES}
+
+
+def _source(module: str) -> Path:
+    return HERE / (module.replace(".", "/") + ".py")
 
 
 def _extensions() -> list[Extension]:
@@ -96,7 +104,7 @@ def _extensions() -> list[Extension]:
         # too (their types are Any here: the compiled code checks them at run time).
         # The project's own `mypy` run (make lint) is the strict check.
         options = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
-        paths = [f"streams/core/{m}.py" for m in CORE]
+        paths = [str(_source(m).relative_to(HERE)) for m in MODULES]
         exts: list[Extension] = mypycify(
             options + paths, opt_level="3", group_name="streams.core._native"
         )
