@@ -154,23 +154,14 @@ def timed_replay(source: Path) -> tuple[float, replay.ReplayStats, list[Any]]:
     """Time `replay_file` itself; keep its Replayer to measure the states afterwards
     (bench/stream_bench.py takes its states from here too)."""
     captured: list[replay.Replayer] = []
-    real = replay.Replayer
-
-    class Capturing(real):  # type: ignore[valid-type,misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            captured.append(self)
-
     policy = load_policy()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        replay.Replayer = Capturing  # type: ignore[misc]
-        try:
-            started = time.perf_counter()
-            stats = replay.replay_file(source, policy, d / "o", d / "s", d / "dlq")
-            elapsed = time.perf_counter() - started
-        finally:
-            replay.Replayer = real  # type: ignore[misc]
+        started = time.perf_counter()
+        stats = replay.replay_file(
+            source, policy, d / "o", d / "s", d / "dlq", finished=captured.append
+        )
+        elapsed = time.perf_counter() - started
     return elapsed, stats, list(captured[0].states.values())
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import orjson
 
@@ -26,15 +26,6 @@ from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
 from streams.schedule import DueIndex, partition_of
-
-if TYPE_CHECKING:
-    from _typeshed import IdentityFunction
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # not a run-time dependency: mypyc reads the decorator at build time
-
-    def mypyc_attr(*attrs: str, **kwattrs: object) -> IdentityFunction:
-        return lambda cls: cls
 
 
 @dataclass
@@ -51,10 +42,6 @@ class ReplayStats:
     stream_time: int | None = None
 
 
-# Compiled (setup.py), this is a native class: allow_interpreted_subclasses lets
-# bench/replay_bench.py subclass it, and replay_file looks the class up in the module's
-# namespace so that the bench's replacement of `Replayer` is seen, as it is interpreted.
-@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass
 class Replayer:
     """The replay engine, apart from files: feed it lines, then `finish`.
@@ -195,11 +182,13 @@ def replay_file(
     as_of: int | None = None,
     progress: Callable[[int], None] | None = None,
     partitions: int = 1,
+    finished: Callable[[Replayer], None] | None = None,
 ) -> ReplayStats:
     """Replay `source` into the three output files; `progress` gets bytes read so far.
 
     `partitions`: keep stream time per partition of this many, as a worker on topics
     with that many partitions does (1: one stream time for the whole file).
+    `finished` gets the replayer at the end, with its final states (the benchmark's).
     """
     with (
         source.open("rb") as src,
@@ -207,7 +196,7 @@ def replay_file(
         snapshot.open("wb") as snap_f,
         dead_letters.open("wb") as dead_f,
     ):
-        replayer: Replayer = globals()["Replayer"](
+        replayer = Replayer(
             policy,
             jsonl_writer(out_f),
             jsonl_writer(dead_f),
@@ -239,4 +228,6 @@ def replay_file(
             write_snap(grade)
         if progress is not None:
             progress(src.tell())
+    if finished is not None:
+        finished(replayer)
     return replayer.stats
