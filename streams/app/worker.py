@@ -58,9 +58,10 @@ STALL_SECONDS = 5.0
 STALL_TRIES = 3
 # An event dated further ahead of the wall clock than this is refused (from_the_future).
 MAX_AHEAD_SECONDS = 24 * 3600
-# How old the Kafka clients' cluster metadata may get: Kafka's default, 5 min, is also how
-# long the worker sat stalled, its producer's flush waiting, in two trials (docs/reliability.md,
-# "Open defects"); a refresh is one small request.
+# How old the Kafka clients' cluster metadata may get. Kafka's default, 5 min, is how long
+# a broker-restart trial waited to catch up once; a refresh is one small request. (It does
+# not unstick a producer spinning on an auto-created topic: docs/reliability.md, "Open
+# defects".)
 METADATA_MAX_AGE_MS = 10_000
 
 
