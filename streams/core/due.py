@@ -114,10 +114,16 @@ def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
     visits, calls, sites = c.repeat_visit_days, c.min_calls, c.min_site_store
     asks, full = c.min_purchase_inquiries, 1
     falls: list[int] = []
-    for d in sorted(idays, reverse=True):
+    # Newest day first: `idays` is in ascending day order, so walk its keys backwards.
+    days = list(idays)
+    buckets = list(idays.values())
+    i = len(days)
+    while i > 0:
+        i -= 1
+        d = days[i]
         if d <= lo:
             break
-        b = idays[d]
+        b = buckets[i]
         x = (d + width) * DAY
         site = b[I_SITE_STORE]
         if visits > 0 and (b[I_VISIT] or site):
@@ -140,6 +146,44 @@ def indicator_falls(s: CustomerState, c: CompiledPolicy) -> list[int]:
             full = 0
             falls.append(x)
     return falls
+
+
+def indicator_reached(s: CustomerState, slot: int, day: int, c: CompiledPolicy) -> bool:
+    """Did the interaction just folded into `slot` on `day` bring an intent indicator to A?
+
+    Only then can `intent_grade_due` come earlier. One more unit never makes an indicator
+    already at A fall sooner (the k-th most recent unit of a multiset only moves later
+    with an added unit), so with the same indicators at A the falls, and the due they
+    give, are no earlier than before, and the old due still covers them: `apply` skips
+    the walk. An indicator reaches A with this unit exactly when its count in the window
+    now equals its minimum.
+    """
+    idays = s.idays
+    b = idays[day]
+    lo = s.as_of // DAY - c.intent_days
+    if slot in (I_VISIT, I_SITE_STORE):
+        need = c.repeat_visit_days
+        if need > 0 and b[I_VISIT] + b[I_SITE_STORE] == 1:  # the day's first visit
+            n = 0
+            for d, x in idays.items():
+                if d > lo and (x[I_VISIT] or x[I_SITE_STORE]):
+                    n += 1
+            if n == need:
+                return True
+        if slot == I_VISIT:
+            return False
+        need = c.min_site_store
+    elif slot == I_CALL:
+        need = c.min_calls
+    else:
+        need = c.min_purchase_inquiries
+    if need <= 0 or b[slot] > need:
+        return False
+    n = 0
+    for d, x in idays.items():
+        if d > lo:
+            n += x[slot]
+    return n == need
 
 
 def _full_price_in_window(s: CustomerState, c: CompiledPolicy) -> bool:
@@ -377,7 +421,7 @@ def band_due(
     half, width = c.intent_half_days, c.intent_days
     mid, lo = today - half, today - width
     idays = s.idays
-    days = sorted(d for d in idays if d > lo)
+    days = [d for d in idays if d > lo]  # ascending: `idays` is kept in day order
     recent = earlier = 0
     for d in days:
         if d > mid:

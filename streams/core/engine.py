@@ -38,6 +38,7 @@ from streams.core.due import (
     complaints_due,
     engagement_sensitive,
     holds_due,
+    indicator_reached,
     intent_grade_due,
     min_due,
     next_due_c,
@@ -75,8 +76,8 @@ from streams.core.state import (
     I_SITE_STORE,
     I_VISIT,
     CustomerState,
-    first_day,
     new_state,
+    oldest_day,
 )
 from streams.core.stepping import (
     CHURN_RISK_CHANGED,
@@ -355,7 +356,7 @@ def apply(
         due = min_due(due, intent_grade_due(s, c))
         due = _churn_due(s, c, parts, due)
     elif slot >= 0:
-        fold_interaction(s, slot, ts, c)
+        day = fold_interaction(s, slot, ts, c)
         if etype == "survey_response":
             fold_survey(s, ts, event.get("nps", -1), event.get("csat", -1), event.get("ces", -1))
             trans, parts = settle(s, t, c, EVENT, orders=False)
@@ -375,11 +376,12 @@ def apply(
                 due = min_due(due, band_due(s, c, parts, due))
             else:
                 trans = []
-            if slot in _INDICATOR_SLOTS:
+            if slot in _INDICATOR_SLOTS and day is not None:
                 # An indicator falls back when a day leaves the window: never before the
-                # oldest day does. When the due is earlier already, skip the scan.
-                floor = (first_day(s.idays) + c.intent_days) * 86_400
-                if due is None or due > floor:
+                # oldest day does. When the due is earlier already, skip the scan; and
+                # unless this unit brought an indicator to A, the due cannot come earlier.
+                floor = (oldest_day(s.idays) + c.intent_days) * 86_400
+                if (due is None or due > floor) and indicator_reached(s, slot, day, c):
                     due = min_due(due, intent_grade_due(s, c))
     else:
         fold_complaint(s, ckind, complaint_id, ts, severity, billing, c)

@@ -219,10 +219,7 @@ def _place_new(
 
 
 def _count_full_price(s: CustomerState, day: int) -> None:
-    b = s.idays.get(day)
-    if b is None:
-        b = s.idays[day] = [0] * I_KINDS
-    b[I_FULL_PRICE] += 1
+    iday_bucket(s.idays, day)[I_FULL_PRICE] += 1
 
 
 def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
@@ -251,26 +248,48 @@ def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) ->
         return None
     b = s.idays.get(day)
     if b is None:
-        b = s.idays[day] = [0] * I_KINDS
-        _drop_stale_idays(s, lo)
+        b = iday_bucket(s.idays, day)
+        drop_days_through(s.idays, lo)
     b[slot] += 1
     b[I_TOTAL] += 1
     return day
 
 
-def _drop_stale_idays(s: CustomerState, lo: int) -> None:
-    """Forget interaction days already out of the window (nothing reads them any more).
+def iday_bucket(idays: dict[int, list[int]], day: int) -> list[int]:
+    """The interaction bucket of `day`, created if new, in its place in day order.
+
+    A new day is nearly always the newest, so it goes at the end; a late event's older
+    day puts the buckets back in order (rare: a day with no interaction yet that is
+    older than the newest one, within the lateness bound).
+    """
+    b = idays.get(day)
+    if b is not None:
+        return b
+    late = False
+    for newest in reversed(idays):
+        late = day < newest
+        break
+    b = idays[day] = [0] * I_KINDS
+    if late:
+        ordered = sorted(idays.items())
+        idays.clear()
+        idays.update(ordered)
+    return b
+
+
+def drop_days_through(idays: dict[int, list[int]], lo: int) -> None:
+    """Forget the interaction days at or before `lo` (out of the window: nothing reads
+    them any more). They are the first keys, so the walk stops at the first kept day.
 
     Their leaving is not always a due time (only when it can move a grade), so a new day
     bucket sweeps the old ones: the state stays bounded between due times.
     """
-    idays = s.idays
+    stale: list[int] = []
     for d in idays:
-        if d <= lo:
+        if d > lo:
             break
-    else:
-        return  # the common case: none is stale (a compiled scan; min() cost 4x)
-    for d in [d for d in idays if d <= lo]:
+        stale.append(d)
+    for d in stale:
         del idays[d]
 
 
@@ -364,9 +383,7 @@ def prune(s: CustomerState, c: CompiledPolicy) -> None:
         ]:
             _untrack(s, s.orders.pop(oid))
     if s.idays:
-        ilo = today - c.intent_days
-        for day in [d for d in s.idays if d <= ilo]:
-            del s.idays[day]
+        drop_days_through(s.idays, today - c.intent_days)
     if s.cdays:
         clo = today - c.complaint_days
         for day in [d for d in s.cdays if d <= clo]:

@@ -38,6 +38,7 @@ __all__ = [
     "encode",
     "first_day",
     "new_state",
+    "oldest_day",
 ]
 
 # Bumped when the encoded layout changes; decode refuses other versions.
@@ -103,7 +104,9 @@ class CustomerState:
     untracked_first: int | None = None
     untracked_last: int | None = None
     reactivated_at: int | None = None
-    # Interactions: day -> counts per I_* slot, for days inside the intent window.
+    # Interactions: day -> counts per I_* slot, for days inside the intent window, kept in
+    # ascending day order (`folding.iday_bucket`), so that the window's walks need no sort
+    # and its oldest day is the first key.
     idays: dict[int, list[int]] = field(default_factory=dict)
     # complaint_id -> complaint record (see C_* slots); capped.
     complaints: dict[str, list[int]] = field(default_factory=dict)
@@ -152,12 +155,30 @@ def first_day(days: dict[int, list[int]]) -> int:
     return first
 
 
+def oldest_day(days: dict[int, list[int]]) -> int:
+    """The first key of day buckets kept in ascending order (`idays`): their oldest day,
+    without a walk (ValueError when empty, as `first_day`).
+
+    >>> oldest_day({19_800: [2], 19_801: [3]})
+    19800
+    """
+    for d in days:
+        return d
+    raise ValueError("no day buckets")
+
+
 def _flat(d: dict[int, list[int]]) -> list[list[int]]:
     return [[k, *v] for k, v in d.items()]
 
 
 def _unflat(rows: list[list[int]]) -> dict[int, list[int]]:
     return {r[0]: r[1:] for r in rows}
+
+
+def _unflat_sorted(rows: list[list[int]]) -> dict[int, list[int]]:
+    """`_unflat` in ascending day order (states encoded before `idays` was kept sorted
+    may list a late day after later ones)."""
+    return {r[0]: r[1:] for r in sorted(rows)}
 
 
 def encode(s: CustomerState) -> bytes:
@@ -217,7 +238,7 @@ def decode(data: bytes) -> CustomerState:
         untracked_first=v[11],
         untracked_last=v[12],
         reactivated_at=v[13],
-        idays=_unflat(v[14]),
+        idays=_unflat_sorted(v[14]),
         complaints=v[15],
         cdays=_unflat(v[16]),
         survey=v[17],

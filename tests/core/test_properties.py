@@ -346,3 +346,22 @@ def _looked_at(s: Any, t: int, policy: Policy) -> dict[str, Any]:
     copy = decode(encode(s))
     advance(copy, t, policy)
     return snapshot(copy, policy)
+
+
+@POLICIES
+@settings(max_examples=300, deadline=None)
+@given(engaged_customer())
+def test_the_due_apply_keeps_covers_the_intent_grade_fall(policy: Policy, evs: list[Event]) -> None:
+    """After every event, ``s.due`` is at or before the instant the intent grade next
+    falls: `apply` skips that walk for an interaction that brings no indicator to A (the
+    old due covers it then), and must never skip one that moves it earlier."""
+    from streams.core.due import intent_grade_due
+    from streams.core.state import decode
+
+    s = new_state("cust-1")
+    for ev in evs:
+        apply(s, ev, policy)
+        falls = intent_grade_due(decode(encode(s)), policy.compiled)
+        if falls is not None:
+            assert s.due is not None
+            assert s.due <= falls

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from streams.core.engine import advance, apply, new_state, snapshot
@@ -85,3 +86,16 @@ def test_quiet_customer_shrinks(policy: Policy) -> None:
     advance(s, T0 + 3 * 365 * DAY, policy)
     assert (s.days, s.idays, s.cdays, s.seen) == ({}, {}, {}, {})
     assert len(encode(s)) < 300
+
+
+def test_interaction_days_stay_in_day_order(policy: Policy) -> None:
+    """The window walks read `idays` in key order: a late event's older day goes in its
+    place, and decoding puts a state encoded out of order back in order."""
+    s = new_state(CID)
+    for eid, t in (("a", T0 + 3 * DAY), ("b", T0 + 5 * DAY), ("c", T0 + DAY), ("d", T0 + 4 * DAY)):
+        assert apply(s, interaction(eid, t, "page_view"), policy).rejection is None
+    assert len(s.idays) == 4
+    assert list(s.idays) == sorted(s.idays)
+    rows = orjson.loads(encode(s))
+    rows[14].reverse()
+    assert list(decode(orjson.dumps(rows)).idays) == sorted(s.idays)
