@@ -363,37 +363,39 @@ class _Midnights:
     leaves it in `day`, `dr`, `de` (a compiled generator cost a resume and a tuple each).
     """
 
-    def __init__(
-        self, idays: dict[int, list[int]], days: list[int], mid: int, half: int, width: int
-    ) -> None:
-        self.idays = idays
+    def __init__(self, days: list[int], totals: list[int], mid: int, half: int, width: int) -> None:
+        # `days` ascending with their interaction `totals`; the recent half is the suffix
+        # from index j (days after `mid`), which moves to the earlier half in day order.
         self.days = days
-        self.recent_days = [d for d in days if d > mid]
+        self.totals = totals
+        j = len(days)
+        while j > 0 and days[j - 1] > mid:
+            j -= 1
         self.half = half
         self.width = width
         self.i = 0
-        self.j = 0
+        self.j = j
         self.day = 0
         self.dr = 0
         self.de = 0
 
     def advance(self) -> bool:
-        days, recent_days, idays = self.days, self.recent_days, self.idays
-        i, j = self.i, self.j
-        if i >= len(days):  # a day leaves after it moved: the leaving ends the walk
+        days, totals = self.days, self.totals
+        i, j, n_days = self.i, self.j, len(days)
+        if i >= n_days:  # a day leaves after it moved: the leaving ends the walk
             return False
         half, width = self.half, self.width
         day = days[i] + width
-        if j < len(recent_days) and recent_days[j] + half < day:
-            day = recent_days[j] + half
+        if j < n_days and days[j] + half < day:
+            day = days[j] + half
         dr = de = 0
-        while j < len(recent_days) and recent_days[j] + half == day:
-            n = idays[recent_days[j]][I_TOTAL]
+        while j < n_days and days[j] + half == day:
+            n = totals[j]
             dr -= n
             de += n
             j += 1
-        while i < len(days) and days[i] + width == day:
-            de -= idays[days[i]][I_TOTAL]
+        while i < n_days and days[i] + width == day:
+            de -= totals[i]
             i += 1
         self.i, self.j = i, j
         self.day, self.dr, self.de = day, dr, de
@@ -420,16 +422,21 @@ def band_due(
     today = t0 // DAY
     half, width = c.intent_half_days, c.intent_days
     mid, lo = today - half, today - width
-    idays = s.idays
-    days = [d for d in idays if d > lo]  # ascending: `idays` is kept in day order
+    # The window's days, ascending (`idays` is kept in day order), with their totals.
+    days: list[int] = []
+    totals: list[int] = []
     recent = earlier = 0
-    for d in days:
-        if d > mid:
-            recent += idays[d][I_TOTAL]
-        else:
-            earlier += idays[d][I_TOTAL]
+    for d, b in s.idays.items():
+        if d > lo:
+            n = b[I_TOTAL]
+            days.append(d)
+            totals.append(n)
+            if d > mid:
+                recent += n
+            else:
+                earlier += n
     # Lazily: the walk mostly stops at `before`, long before the last midnight.
-    steps = _Midnights(idays, days, mid, half, width)
+    steps = _Midnights(days, totals, mid, half, width)
     base, w_e, need_base = p.base, c.w_engagement, c.engagement_min_baseline
     others = p.others
     mins = c.band_mins

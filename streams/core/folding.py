@@ -219,7 +219,7 @@ def _place_new(
 
 
 def _count_full_price(s: CustomerState, day: int) -> None:
-    iday_bucket(s.idays, day)[I_FULL_PRICE] += 1
+    iday_bucket(s.idays, day, s.as_of // DAY)[I_FULL_PRICE] += 1
 
 
 def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
@@ -248,27 +248,29 @@ def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) ->
         return None
     b = s.idays.get(day)
     if b is None:
-        b = iday_bucket(s.idays, day)
+        b = iday_bucket(s.idays, day, lo + c.intent_days)
         drop_days_through(s.idays, lo)
     b[slot] += 1
     b[I_TOTAL] += 1
     return day
 
 
-def iday_bucket(idays: dict[int, list[int]], day: int) -> list[int]:
+def iday_bucket(idays: dict[int, list[int]], day: int, today: int) -> list[int]:
     """The interaction bucket of `day`, created if new, in its place in day order.
 
-    A new day is nearly always the newest, so it goes at the end; a late event's older
-    day puts the buckets back in order (rare: a day with no interaction yet that is
-    older than the newest one, within the lateness bound).
+    `today`: the day of ``s.as_of``, which no bucket is after (events are folded at or
+    before as_of). A new day is nearly always today, so it goes at the end; a late
+    event's older day puts the buckets back in order (rare: a day with no interaction
+    yet that is older than the newest one, within the lateness bound).
     """
     b = idays.get(day)
     if b is not None:
         return b
     late = False
-    for newest in reversed(idays):
-        late = day < newest
-        break
+    if day < today:
+        for newest in reversed(idays):
+            late = day < newest
+            break
     b = idays[day] = [0] * I_KINDS
     if late:
         ordered = sorted(idays.items())
