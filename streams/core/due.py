@@ -156,7 +156,7 @@ def indicator_reached(s: CustomerState, slot: int, day: int, c: CompiledPolicy) 
     with an added unit), so with the same indicators at A the falls, and the due they
     give, are no earlier than before, and the old due still covers them: `apply` skips
     the walk. An indicator reaches A with this unit exactly when its count in the window
-    now equals its minimum.
+    now equals its minimum (so a count walk stops once it is past the minimum).
     """
     idays = s.idays
     b = idays[day]
@@ -168,6 +168,8 @@ def indicator_reached(s: CustomerState, slot: int, day: int, c: CompiledPolicy) 
             for d, x in idays.items():
                 if d > lo and (x[I_VISIT] or x[I_SITE_STORE]):
                     n += 1
+                    if n > need:
+                        break
             if n == need:
                 return True
         if slot == I_VISIT:
@@ -183,6 +185,8 @@ def indicator_reached(s: CustomerState, slot: int, day: int, c: CompiledPolicy) 
     for d, x in idays.items():
         if d > lo:
             n += x[slot]
+            if n > need:
+                return False
     return n == need
 
 

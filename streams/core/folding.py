@@ -286,6 +286,10 @@ def drop_days_through(idays: dict[int, list[int]], lo: int) -> None:
     Their leaving is not always a due time (only when it can move a grade), so a new day
     bucket sweeps the old ones: the state stays bounded between due times.
     """
+    for d in idays:
+        if d > lo:
+            return  # the common case: the oldest day is still inside
+        break
     stale: list[int] = []
     for d in idays:
         if d > lo:
