@@ -24,6 +24,7 @@ from typing import Any, Final, NamedTuple
 import jsonschema_rs
 import orjson
 
+import streams
 from streams.core.errors import GradestreamError, Rejection
 
 __all__ = [
@@ -46,8 +47,11 @@ __all__ = [
 
 # The repository's schemas/ sits next to streams/. An installed wheel does not carry it
 # (it is not package data), so a deployment that runs from site-packages points here.
+# (Found from the package's __init__, not this module's __file__: compiled with mypyc,
+# this module's __file__ can name a path that does not exist.)
 SCHEMAS_DIR: Final[Path] = Path(
-    os.environ.get("GRADESTREAM_SCHEMAS_DIR") or Path(__file__).resolve().parents[1] / "schemas"
+    os.environ.get("GRADESTREAM_SCHEMAS_DIR")
+    or Path(streams.__file__).resolve().parents[1] / "schemas"
 )
 
 INPUT_TOPICS: Final[tuple[str, ...]] = ("orders", "complaints", "interactions")
