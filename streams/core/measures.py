@@ -138,6 +138,24 @@ def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool
     )
 
 
+def survey_is_poor(s: CustomerState, t: int, c: CompiledPolicy) -> bool:
+    """``any(poor_survey(s, t, c))`` without the tuple and the generic any() call (a
+    per-event cost in churn_core).
+
+    >>> from streams.core.policy import load_policy
+    >>> from streams.core.state import new_state
+    >>> s, c = new_state("c-1"), load_policy().compiled
+    >>> s.survey = [0, 9, 4, 7]  # a promoter, satisfied, but a hard effort
+    >>> survey_is_poor(s, 0, c), any(poor_survey(s, 0, c)), survey_is_poor(s, 10**9, c)
+    (True, True, False)
+    """
+    sv = s.survey
+    if sv is None or t - sv[0] > c.survey_age_s:
+        return False
+    nps, csat, ces = sv[1], sv[2], sv[3]
+    return 0 <= nps <= c.nps_detractor_max or 0 < csat <= c.csat_low_max or ces >= c.ces_high_min
+
+
 class Intent(NamedTuple):
     grade: str
     ability: bool
@@ -154,9 +172,7 @@ def intent_conditions(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool
             if r[C_BILLING]:
                 billing_open = 1
     ability = max(0, s.win_cents) >= c.ability_min_cents and billing_open < 0
-    satisfaction = worst_open <= c.satisfied_max_severity and not (
-        s.survey is not None and any(poor_survey(s, t, c))
-    )
+    satisfaction = worst_open <= c.satisfied_max_severity and not (survey_is_poor(s, t, c))
     return ability, satisfaction
 
 
@@ -254,7 +270,7 @@ def churn_parts(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnParts:
         comp = min(1.0, open_w + recent_w)
     else:
         open_w = recent_w = comp = 0.0
-    surv = 1.0 if s.survey is not None and any(poor_survey(s, t, c)) else 0.0
+    surv = 1.0 if survey_is_poor(s, t, c) else 0.0
     eng = engagement_component(s, t, c)
     return ChurnParts(rec, comp, surv, eng, days, cad, open_w, recent_w)
 
@@ -480,7 +496,7 @@ def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = T
     if s.complaints or s.cdays:
         open_w, recent_w = complaint_weights(s, t, c)
         others += c.w_complaints * min(1.0, open_w + recent_w)
-    if s.survey is not None and any(poor_survey(s, t, c)):
+    if survey_is_poor(s, t, c):
         others += c.w_surveys * 1.0
     base = others
     eng = engagement_component(s, t, c) if engagement else 0.0
@@ -498,7 +514,7 @@ def _churn_core_model(s: CustomerState, t: int, c: CompiledPolicy, engagement: b
     if s.complaints or s.cdays:
         open_w, recent_w = complaint_weights(s, t, c)
         others = c.w_complaints * min(1.0, open_w + recent_w)
-    if s.survey is not None and any(poor_survey(s, t, c)):
+    if survey_is_poor(s, t, c):
         others = 1.0 - (1.0 - others) * (1.0 - c.w_surveys)
     base = others
     eng = engagement_component(s, t, c) if engagement else 0.0
