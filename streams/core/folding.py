@@ -219,7 +219,7 @@ def _place_new(
 
 
 def _count_full_price(s: CustomerState, day: int) -> None:
-    iday_bucket(s.idays, day, s.as_of // DAY)[I_FULL_PRICE] += 1
+    _count(s.idays, day, s.as_of // DAY, I_FULL_PRICE, 0)
 
 
 def _add_live(s: CustomerState, ts: int, c: CompiledPolicy) -> None:
@@ -246,16 +246,25 @@ def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) ->
     lo = s.as_of // DAY - c.intent_days
     if day <= lo:
         return None
-    b = s.idays.get(day)
-    if b is None:
-        b = iday_bucket(s.idays, day, lo + c.intent_days)
+    new = day not in s.idays
+    _count(s.idays, day, lo + c.intent_days, slot, 1)
+    if new:
         drop_days_through(s.idays, lo)
-    b[slot] += 1
-    b[I_TOTAL] += 1
     return day
 
 
-def iday_bucket(idays: dict[int, list[int]], day: int, today: int) -> list[int]:
+def _count(idays: dict[int, tuple[int, ...]], day: int, today: int, slot: int, total: int) -> None:
+    """One more unit in `slot` of `day`'s bucket (and `total` more interactions)."""
+    counts = list(iday_bucket(idays, day, today))
+    counts[slot] += 1
+    counts[I_TOTAL] += total
+    idays[day] = tuple(counts)
+
+
+_NO_COUNTS: Final = (0,) * I_KINDS
+
+
+def iday_bucket(idays: dict[int, tuple[int, ...]], day: int, today: int) -> tuple[int, ...]:
     """The interaction bucket of `day`, created if new, in its place in day order.
 
     `today`: the day of ``s.as_of``, which no bucket is after (events are folded at or
@@ -271,7 +280,7 @@ def iday_bucket(idays: dict[int, list[int]], day: int, today: int) -> list[int]:
         for newest in reversed(idays):
             late = day < newest
             break
-    b = idays[day] = [0] * I_KINDS
+    b = idays[day] = _NO_COUNTS
     if late:
         ordered = sorted(idays.items())
         idays.clear()
@@ -279,7 +288,7 @@ def iday_bucket(idays: dict[int, list[int]], day: int, today: int) -> list[int]:
     return b
 
 
-def drop_days_through(idays: dict[int, list[int]], lo: int) -> None:
+def drop_days_through(idays: dict[int, tuple[int, ...]], lo: int) -> None:
     """Forget the interaction days at or before `lo` (out of the window: nothing reads
     them any more). They are the first keys, so the walk stops at the first kept day.
 

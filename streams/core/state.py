@@ -106,8 +106,10 @@ class CustomerState:
     reactivated_at: int | None = None
     # Interactions: day -> counts per I_* slot, for days inside the intent window, kept in
     # ascending day order (`folding.iday_bucket`), so that the window's walks need no sort
-    # and its oldest day is the first key.
-    idays: dict[int, list[int]] = field(default_factory=dict)
+    # and its oldest day is the first key. A tuple, not a list: its counts sit in the one
+    # allocation, so a walk over the window reads one object per day, not two (the walks
+    # are memory-bound once states outgrow the caches); an event replaces its day's tuple.
+    idays: dict[int, tuple[int, ...]] = field(default_factory=dict)
     # complaint_id -> complaint record (see C_* slots); capped.
     complaints: dict[str, list[int]] = field(default_factory=dict)
     # Complaints opened: day -> [low, medium, high] inside the complaint window.
@@ -155,7 +157,7 @@ def first_day(days: dict[int, list[int]]) -> int:
     return first
 
 
-def oldest_day(days: dict[int, list[int]]) -> int:
+def oldest_day(days: dict[int, tuple[int, ...]]) -> int:
     """The first key of day buckets kept in ascending order (`idays`): their oldest day,
     without a walk (ValueError when empty, as `first_day`).
 
@@ -167,7 +169,7 @@ def oldest_day(days: dict[int, list[int]]) -> int:
     raise ValueError("no day buckets")
 
 
-def _flat(d: dict[int, list[int]]) -> list[list[int]]:
+def _flat(d: dict[int, list[int]] | dict[int, tuple[int, ...]]) -> list[list[int]]:
     return [[k, *v] for k, v in d.items()]
 
 
@@ -175,10 +177,10 @@ def _unflat(rows: list[list[int]]) -> dict[int, list[int]]:
     return {r[0]: r[1:] for r in rows}
 
 
-def _unflat_sorted(rows: list[list[int]]) -> dict[int, list[int]]:
-    """`_unflat` in ascending day order (states encoded before `idays` was kept sorted
-    may list a late day after later ones)."""
-    return {r[0]: r[1:] for r in sorted(rows)}
+def _unflat_idays(rows: list[list[int]]) -> dict[int, tuple[int, ...]]:
+    """`idays` from its rows, in ascending day order (states encoded before `idays` was
+    kept sorted may list a late day after later ones)."""
+    return {r[0]: tuple(r[1:]) for r in sorted(rows)}
 
 
 def encode(s: CustomerState) -> bytes:
@@ -238,7 +240,7 @@ def decode(data: bytes) -> CustomerState:
         untracked_first=v[11],
         untracked_last=v[12],
         reactivated_at=v[13],
-        idays=_unflat_sorted(v[14]),
+        idays=_unflat_idays(v[14]),
         complaints=v[15],
         cdays=_unflat(v[16]),
         survey=v[17],
