@@ -1,7 +1,8 @@
 """The compiled core (mypyc, setup.py) against its Python sources.
 
-"The core" here is every module setup.py compiles: streams/core and the replay loop with
-its due index (streams/replay.py, streams/schedule.py), as `_compiled_sources.json` lists.
+"The core" here is every module setup.py compiles: streams/core, and the replay loop, its
+due index and the boundary's decode (streams/replay.py, streams/schedule.py,
+streams/contracts.py), as `_compiled_sources.json` lists.
 
 Skipped when the core runs as pure Python (installed without a C compiler, or with
 GRADESTREAM_COMPILE=0): there is nothing compiled to compare then.
@@ -59,14 +60,14 @@ from pathlib import Path
 root = Path(sys.argv[1])
 if sys.argv[2] == "pure":
     use_pure_core(root)
-import streams.replay, streams.schedule
+import streams.contracts, streams.replay, streams.schedule
 from streams.core import engine
 from streams.core.policy import load_policy
 from streams.core.state import encode
 from streams.replay import Replayer, jsonl_writer
 from streams.simulate import generate
 want_compiled = sys.argv[2] != "pure"
-for module in (engine, streams.replay, streams.schedule):
+for module in (engine, streams.contracts, streams.replay, streams.schedule):
     assert module.__file__.endswith(".py") != want_compiled, module.__file__
 out = sys.stdout.buffer
 write = jsonl_writer(out)
@@ -98,7 +99,8 @@ def test_the_extensions_were_built_from_these_sources() -> None:
     """An extension module wins over the .py of the same name: after an edit of a
     compiled source the extension is stale until `pip install -e .` runs again."""
     built = json.loads((CORE / "_compiled_sources.json").read_text())
-    assert {"streams.core.engine", "streams.replay", "streams.schedule"} <= set(built)
+    outside = {"streams.contracts", "streams.replay", "streams.schedule"}
+    assert {"streams.core.engine", *outside} <= set(built)
     stale = [
         name
         for name, digest in built.items()
