@@ -11,11 +11,12 @@ a decode, one `apply` and, for the few events that change a grade, a write.
 from __future__ import annotations
 
 import gc
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import orjson
 
@@ -103,6 +104,144 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
+    def feed_chunk(self, lines: list[tuple[int, bytes]]) -> None:
+        """`feed` each of `lines` (numbered, in file order) in turn: the same states,
+        statistics and bytes written, computed customer by customer.
+
+        Why: once the states outgrow the CPU's caches, feeding line by line reads a cold
+        state for nearly every event; here each customer's events are applied back to
+        back with its state hot (about twice as fast on the benchmark's 28k customers).
+        Why it is the same: a customer's grading depends on its own events and on the
+        lines at which its partition's stream time passes its due times, nothing else.
+        Pass 1 decodes every line in order and records the lines at which each
+        partition's stream time rises (the only lines at which `feed` sweeps). Pass 2
+        runs each customer through its events, sweeping it at the first rising line whose
+        time reaches its due, as `feed` would (and the customers with no event here whose
+        due is reached). Outputs and dead letters are then written in `feed`'s order:
+        by line; on a line, the sweep (by due, then customer, as the due index pops) before
+        the line's own event.
+        """
+        stats = self.stats
+        # Pass 1, in line order: decode, stream time, the rising lines per partition.
+        # Per decoded line: its number, bytes, event, event time, and how many of its
+        # partition's rising lines (below) are at or before it.
+        events: list[tuple[int, bytes, dict[str, Any], int, int]] = []
+        by_customer: dict[str, list[int]] = {}
+        rise_lines: dict[int, list[int]] = {}
+        rise_times: dict[int, list[int]] = {}
+        dead: list[tuple[int, bytes, Rejection]] = []
+        for line_no, raw in lines:
+            stats.lines += 1
+            decoded = decode(raw)
+            if isinstance(decoded, Rejection):
+                dead.append((line_no, raw, decoded))
+                continue
+            event, _, customer_id, _ = decoded
+            event_time = engine.event_time(event)
+            if stats.stream_time is None or event_time > stats.stream_time:
+                stats.stream_time = event_time
+            partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+            lines_p = rise_lines.get(partition)
+            if lines_p is None:
+                lines_p = rise_lines[partition] = []
+                rise_times[partition] = []
+                self._due(partition)
+            if event_time > self.times.get(partition, event_time - 1):
+                self.times[partition] = event_time
+                lines_p.append(line_no)
+                rise_times[partition].append(event_time)
+            mine = by_customer.get(customer_id)
+            if mine is None:
+                by_customer[customer_id] = [len(events)]
+            else:
+                mine.append(len(events))
+            events.append((line_no, raw, event, event_time, len(lines_p)))
+
+        # Pass 2, customer by customer. Keys put the outputs back in `feed`'s order:
+        # (line, 0, due, customer, n) for a sweep, (line, 1, n) for the line's event.
+        outs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        # Customers with no event here whose due this chunk's stream time reaches.
+        quiet: list[str] = []
+        for partition, times in rise_times.items():
+            if times:
+                for customer_id in self.dues[partition].pop_due(times[-1]):
+                    if customer_id not in by_customer:
+                        quiet.append(customer_id)
+        no_events: list[int] = []
+        for customer_id in quiet:
+            self._run(customer_id, no_events, events, rise_lines, rise_times, outs, dead)
+        for customer_id, mine in by_customer.items():
+            self._run(customer_id, mine, events, rise_lines, rise_times, outs, dead)
+
+        # `feed`'s order of writes, and of first counts in the statistics' Counters.
+        outs.sort(key=_first)
+        for _, output in outs:
+            stats.outputs[output["type"]] += 1
+            self.emit(output)
+        dead.sort(key=_first)
+        for line_no, raw, rejection in dead:
+            self._reject(line_no, raw, rejection)
+
+    def _run(
+        self,
+        customer_id: str,
+        mine: list[int],
+        events: list[tuple[int, bytes, dict[str, Any], int, int]],
+        rise_lines: dict[int, list[int]],
+        rise_times: dict[int, list[int]],
+        outs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        dead: list[tuple[int, bytes, Rejection]],
+    ) -> None:
+        """One customer through its events of a chunk (`mine`, indices into `events`) and
+        through its partition's rising lines (`feed_chunk`)."""
+        stats, policy = self.stats, self.policy
+        partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+        lines, times = rise_lines[partition], rise_times[partition]
+        state = self.states.get(customer_id)
+        k = 0  # the first rising line not passed yet
+        for i in mine:
+            line_no, raw, event, event_time, rises = events[i]
+            if state is None:
+                state = self.states[customer_id] = engine.new_state(customer_id)
+            else:
+                self._sweep_one(state, lines, times, k, rises, outs)
+            result = engine.apply(state, event, policy, at=event_time)
+            k = rises
+            if result.rejection is not None:
+                dead.append((line_no, raw, result.rejection))
+                continue
+            if result.duplicate:
+                stats.duplicates += 1
+                continue
+            stats.applied += 1
+            for n, output in enumerate(result.outputs):
+                outs.append(((line_no, 1, n), output))
+        if state is None:
+            return
+        self._sweep_one(state, lines, times, k, len(lines), outs)
+        self._due(partition).set(customer_id, state.due)
+
+    def _sweep_one(
+        self,
+        state: CustomerState,
+        lines: list[int],
+        times: list[int],
+        k: int,
+        end: int,
+        outs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    ) -> None:
+        """Sweep one customer as `feed` would at each of the rising lines ``k..end-1``
+        whose stream time reaches its due (times rise, so the last one says whether any
+        does: the search runs only then, and only between the customer's own events)."""
+        while state.due is not None and k < end and times[end - 1] >= state.due:
+            j = bisect_left(times, state.due, k, end)
+            due, as_of = state.due, state.as_of
+            for n, output in enumerate(engine.advance(state, times[j], self.policy)):
+                outs.append(((lines[j], 0, due, state.customer_id, n), output))
+            if state.as_of != as_of:
+                self.stats.regraded_by_time += 1
+            k = j + 1
+
     def _due(self, partition: int) -> DueIndex:
         index = self.dues.get(partition)
         if index is None:
@@ -154,6 +293,16 @@ class Replayer:
         self.dead(dead_letter(raw, None, source, rejection))
 
 
+# Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
+# holds, the more of them are applied with its state hot; each line held costs ~1 KB
+# (the line and its decoded event) until the chunk is done.
+CHUNK_LINES: Final = 1 << 17
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines, without their line ends (1-based, as editors count)."""
     for number, line in enumerate(stream, start=1):
@@ -183,12 +332,15 @@ def replay_file(
     progress: Callable[[int], None] | None = None,
     partitions: int = 1,
     finished: Callable[[Replayer], None] | None = None,
+    chunk_lines: int = CHUNK_LINES,
 ) -> ReplayStats:
     """Replay `source` into the three output files; `progress` gets bytes read so far.
 
     `partitions`: keep stream time per partition of this many, as a worker on topics
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
+    `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
+    depend on it.
     """
     with (
         source.open("rb") as src,
@@ -203,8 +355,7 @@ def replay_file(
             source_name=str(source),
             partitions=partitions,
         )
-        feed = replayer.feed
-        count = 0
+        chunk: list[tuple[int, bytes]] = []
         # No cyclic garbage collection while the lines are fed: the loop makes no cycles
         # (refcounting frees its garbage), yet the collector's passes over the growing
         # states cost ~10% of a 1M-event replay. Re-enabled after, as it was.
@@ -215,11 +366,13 @@ def replay_file(
             for line_no, line in enumerate(src, start=1):
                 raw = line.rstrip(b"\r\n")
                 if raw.strip():
-                    feed(line_no, raw)
-                    count += 1
-                    # Reporting every line would cost more than the grading of it.
-                    if progress is not None and count % 8192 == 0:
-                        progress(src.tell())
+                    chunk.append((line_no, raw))
+                    if len(chunk) >= chunk_lines:
+                        replayer.feed_chunk(chunk)
+                        chunk = []
+                        if progress is not None:
+                            progress(src.tell())
+            replayer.feed_chunk(chunk)
         finally:
             if collecting:
                 gc.enable()
