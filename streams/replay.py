@@ -28,6 +28,19 @@ from streams.core.policy import Policy
 from streams.core.state import CustomerState
 from streams.schedule import DueIndex, partition_of
 
+# A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
+# many of its partition's rising lines are at or before it.
+_Line = tuple[int, bytes, dict[str, Any], int, int]
+
+# Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
+# holds, the more of them are applied with its state hot; each line held costs ~1 KB
+# (the line and its decoded event) until the chunk is done.
+CHUNK_LINES: Final = 1 << 17
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
 
 @dataclass
 class ReplayStats:
@@ -123,10 +136,7 @@ class Replayer:
         """
         stats = self.stats
         # Pass 1, in line order: decode, stream time, the rising lines per partition.
-        # Per decoded line: its number, bytes, event, event time, and how many of its
-        # partition's rising lines (below) are at or before it.
-        events: list[tuple[int, bytes, dict[str, Any], int, int]] = []
-        by_customer: dict[str, list[int]] = {}
+        by_customer: dict[str, list[_Line]] = {}
         rise_lines: dict[int, list[int]] = {}
         rise_times: dict[int, list[int]] = {}
         dead: list[tuple[int, bytes, Rejection]] = []
@@ -150,12 +160,12 @@ class Replayer:
                 self.times[partition] = event_time
                 lines_p.append(line_no)
                 rise_times[partition].append(event_time)
+            line = (line_no, raw, event, event_time, len(lines_p))
             mine = by_customer.get(customer_id)
             if mine is None:
-                by_customer[customer_id] = [len(events)]
+                by_customer[customer_id] = [line]
             else:
-                mine.append(len(events))
-            events.append((line_no, raw, event, event_time, len(lines_p)))
+                mine.append(line)
 
         # Pass 2, customer by customer. Keys put the outputs back in `feed`'s order:
         # (line, 0, due, customer, n) for a sweep, (line, 1, n) for the line's event.
@@ -167,11 +177,11 @@ class Replayer:
                 for customer_id in self.dues[partition].pop_due(times[-1]):
                     if customer_id not in by_customer:
                         quiet.append(customer_id)
-        no_events: list[int] = []
+        no_events: list[_Line] = []
         for customer_id in quiet:
-            self._run(customer_id, no_events, events, rise_lines, rise_times, outs, dead)
+            self._run(customer_id, no_events, rise_lines, rise_times, outs, dead)
         for customer_id, mine in by_customer.items():
-            self._run(customer_id, mine, events, rise_lines, rise_times, outs, dead)
+            self._run(customer_id, mine, rise_lines, rise_times, outs, dead)
 
         # `feed`'s order of writes, and of first counts in the statistics' Counters.
         outs.sort(key=_first)
@@ -185,22 +195,20 @@ class Replayer:
     def _run(
         self,
         customer_id: str,
-        mine: list[int],
-        events: list[tuple[int, bytes, dict[str, Any], int, int]],
+        mine: list[_Line],
         rise_lines: dict[int, list[int]],
         rise_times: dict[int, list[int]],
         outs: list[tuple[tuple[Any, ...], dict[str, Any]]],
         dead: list[tuple[int, bytes, Rejection]],
     ) -> None:
-        """One customer through its events of a chunk (`mine`, indices into `events`) and
+        """One customer through its decoded lines of a chunk (`mine`) and
         through its partition's rising lines (`feed_chunk`)."""
         stats, policy = self.stats, self.policy
         partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
         lines, times = rise_lines[partition], rise_times[partition]
         state = self.states.get(customer_id)
         k = 0  # the first rising line not passed yet
-        for i in mine:
-            line_no, raw, event, event_time, rises = events[i]
+        for line_no, raw, event, event_time, rises in mine:
             if state is None:
                 state = self.states[customer_id] = engine.new_state(customer_id)
             else:
@@ -291,16 +299,6 @@ class Replayer:
         self.stats.dead_letters[rejection.code] += 1
         source = {"file": self.source_name, "line": line_no}
         self.dead(dead_letter(raw, None, source, rejection))
-
-
-# Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
-# holds, the more of them are applied with its state hot; each line held costs ~1 KB
-# (the line and its decoded event) until the chunk is done.
-CHUNK_LINES: Final = 1 << 17
-
-
-def _first(item: tuple[Any, ...]) -> Any:
-    return item[0]
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
