@@ -80,19 +80,14 @@ class Replayer:
     dues: dict[int, DueIndex] = field(default_factory=dict)
 
     def feed(self, line_no: int, raw: bytes) -> None:
-        # The hot path of a replay: per line a decode, an `apply` and a handful of dict
-        # operations, written out (no helper calls) since each Python call costs.
+        # One line at a time: for callers that have no more, and the plain reading of
+        # replay's semantics that `feed_chunk` must match (tests/replay).
         stats = self.stats
-        stats.lines += 1
-        decoded = decode(raw)
-        if isinstance(decoded, Rejection):
-            self._reject(line_no, raw, decoded)
+        read = self._read(raw)
+        if isinstance(read, Rejection):
+            self._reject(line_no, raw, read)
             return
-        event, _, customer_id, _ = decoded
-        event_time = engine.event_time(event)
-        if stats.stream_time is None or event_time > stats.stream_time:
-            stats.stream_time = event_time
-        partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+        event, customer_id, event_time, partition = read
         index = self.dues.get(partition)
         if index is None:
             index = self.dues[partition] = DueIndex()
@@ -120,6 +115,21 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
+    def _read(self, raw: bytes) -> tuple[dict[str, Any], str, int, int] | Rejection:
+        """Count and decode one line; for an event, move stream time and say
+        (event, customer_id, event time, partition)."""
+        stats = self.stats
+        stats.lines += 1
+        decoded = decode(raw)
+        if isinstance(decoded, Rejection):
+            return decoded
+        event, _, customer_id, _ = decoded
+        event_time = engine.event_time(event)
+        if stats.stream_time is None or event_time > stats.stream_time:
+            stats.stream_time = event_time
+        partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+        return event, customer_id, event_time, partition
+
     def feed_chunk(self, lines: list[tuple[int, bytes]]) -> None:
         """`feed` each of `lines` (numbered, in file order) in turn: the same states,
         statistics and bytes written, computed customer by customer.
@@ -144,16 +154,11 @@ class Replayer:
         rise_times: dict[int, list[int]] = {}
         dead: list[tuple[int, bytes, Rejection]] = []
         for line_no, raw in lines:
-            stats.lines += 1
-            decoded = decode(raw)
-            if isinstance(decoded, Rejection):
-                dead.append((line_no, raw, decoded))
+            read = self._read(raw)
+            if isinstance(read, Rejection):
+                dead.append((line_no, raw, read))
                 continue
-            event, _, customer_id, _ = decoded
-            event_time = engine.event_time(event)
-            if stats.stream_time is None or event_time > stats.stream_time:
-                stats.stream_time = event_time
-            partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+            event, customer_id, event_time, partition = read
             lines_p = rise_lines.get(partition)
             if lines_p is None:
                 lines_p = rise_lines[partition] = []
