@@ -136,7 +136,7 @@ class Replayer:
 
         Why: once the states outgrow the CPU's caches, feeding line by line reads a cold
         state for nearly every event; here each customer's events are applied back to
-        back with its state hot (about twice as fast on the benchmark's 28k customers).
+        back with its state hot (17 -> 14 µs an event on the benchmark's 28k customers).
         Why it is the same: a customer's grading depends on its own events and on the
         lines at which its partition's stream time passes its due times, nothing else.
         Pass 1 decodes every line in order and records the lines at which each
@@ -178,7 +178,8 @@ class Replayer:
         # Pass 2, customer by customer. Keys put the outputs back in `feed`'s order:
         # (line, 0, due, customer, n) for a sweep, (line, 1, n) for the line's event.
         outs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        # Customers with no event here whose due this chunk's stream time reaches.
+        # Customers with no event here whose due this chunk's stream time reaches (those
+        # with events are popped too, and `_run` sets their due again).
         quiet: list[str] = []
         for partition, times in rise_times.items():
             if times:

@@ -139,8 +139,8 @@ def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool
 
 
 def survey_is_poor(s: CustomerState, t: int, c: CompiledPolicy) -> bool:
-    """``any(poor_survey(s, t, c))`` without the tuple and the generic any() call (a
-    per-event cost in churn_core).
+    """``any(poor_survey(s, t, c))`` without the generic any() call over a boxed tuple (a
+    per-event cost in churn_core): mypyc returns the three flags unboxed.
 
     >>> from streams.core.policy import load_policy
     >>> from streams.core.state import new_state
@@ -149,11 +149,8 @@ def survey_is_poor(s: CustomerState, t: int, c: CompiledPolicy) -> bool:
     >>> survey_is_poor(s, 0, c), any(poor_survey(s, 0, c)), survey_is_poor(s, 10**9, c)
     (True, True, False)
     """
-    sv = s.survey
-    if sv is None or t - sv[0] > c.survey_age_s:
-        return False
-    nps, csat, ces = sv[1], sv[2], sv[3]
-    return 0 <= nps <= c.nps_detractor_max or 0 < csat <= c.csat_low_max or ces >= c.ces_high_min
+    detractor, low_csat, high_effort = poor_survey(s, t, c)
+    return detractor or low_csat or high_effort
 
 
 class Intent(NamedTuple):
@@ -172,7 +169,7 @@ def intent_conditions(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool
             if r[C_BILLING]:
                 billing_open = 1
     ability = max(0, s.win_cents) >= c.ability_min_cents and billing_open < 0
-    satisfaction = worst_open <= c.satisfied_max_severity and not (survey_is_poor(s, t, c))
+    satisfaction = worst_open <= c.satisfied_max_severity and not survey_is_poor(s, t, c)
     return ability, satisfaction
 
 

@@ -161,7 +161,7 @@ def oldest_day(days: dict[int, tuple[int, ...]]) -> int:
     """The first key of day buckets kept in ascending order (`idays`): their oldest day,
     without a walk (ValueError when empty, as `first_day`).
 
-    >>> oldest_day({19_800: [2], 19_801: [3]})
+    >>> oldest_day({19_800: (2,), 19_801: (3,)})
     19800
     """
     for d in days:
