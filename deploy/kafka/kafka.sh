@@ -107,8 +107,10 @@ up() {
   local jvm=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
     "-Dlog4j.configuration=file:$home/log4j.properties" "-Dkafka.logs.dir=$home/logs")
   if [[ ! -f $home/data/meta.properties ]]; then
+    # --cluster-id=ID, not -t ID: an id may start with "-" (base64url), which the tool
+    # would read as an option and fail on (a cluster.id written before the fix below).
     java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format \
-      -t "$(cat "$home/cluster.id" 2>/dev/null || uuidgen_short | tee "$home/cluster.id")" \
+      "--cluster-id=$(cat "$home/cluster.id" 2>/dev/null || uuidgen_short | tee "$home/cluster.id")" \
       -c "$home/server.properties" --ignore-formatted >"$home/logs/format.log" 2>&1
   fi
   nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$home/server.properties" \
@@ -133,8 +135,11 @@ up() {
 
 # Kafka wants a base64url UUID as cluster id; StorageTool can make one, but that is a
 # second JVM start, so derive it from the kernel's random UUID instead.
+# One in 64 such ids starts with "-": draw again, so no tool can take it for an option.
 uuidgen_short() {
-  python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+  python3 -c 'import base64,uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)'
 }
 
 down() {
