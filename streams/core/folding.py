@@ -246,19 +246,21 @@ def fold_interaction(s: CustomerState, slot: int, ts: int, c: CompiledPolicy) ->
     lo = s.as_of // DAY - c.intent_days
     if day <= lo:
         return None
-    new = day not in s.idays
-    _count(s.idays, day, lo + c.intent_days, slot, 1)
-    if new:
+    if _count(s.idays, day, lo + c.intent_days, slot, 1):
         drop_days_through(s.idays, lo)
     return day
 
 
-def _count(idays: dict[int, tuple[int, ...]], day: int, today: int, slot: int, total: int) -> None:
-    """One more unit in `slot` of `day`'s bucket (and `total` more interactions)."""
-    counts = list(iday_bucket(idays, day, today))
+def _count(idays: dict[int, tuple[int, ...]], day: int, today: int, slot: int, total: int) -> bool:
+    """One more unit in `slot` of `day`'s bucket (and `total` more interactions); True if
+    the bucket is new."""
+    b = idays.get(day)
+    new = b is None
+    counts = list(iday_bucket(idays, day, today) if b is None else b)
     counts[slot] += 1
     counts[I_TOTAL] += total
     idays[day] = tuple(counts)
+    return new
 
 
 _NO_COUNTS: Final = (0,) * I_KINDS
