@@ -37,8 +37,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
 
 __all__ = [
     "BgNbdParams",
@@ -136,6 +134,8 @@ def expected_purchases(params: BgNbdParams, t: float, x: int, t_x: float, T: flo
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     if abs(a - 1.0) < _A_NEAR_ONE:
         a = 1.0 + _A_NEAR_ONE
+    from scipy.special import hyp2f1  # lazy: see score in model.py
+
     c = a + b + x - 1.0
     h = float(hyp2f1(r + x, a - 1.0, c, -t / (alpha + T)))
     return c / (a - 1.0) * (1.0 - h) * p_alive(params, x, t_x, T)
@@ -202,6 +202,8 @@ def log_likelihood(
         + [x > 0] * B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x)),
     written as A1 + A2 + ln(e^A3 + [x > 0] e^A4) and summed with log-sum-exp.
     """
+    from scipy.special import gammaln  # lazy: see score in model.py
+
     r, alpha, a, b = params.as_tuple() if isinstance(params, BgNbdParams) else params
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
@@ -307,6 +309,8 @@ def fit(
 
     start = np.log(np.array(initial.as_tuple(), dtype=np.float64))
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
+    from scipy.optimize import minimize  # lazy: see score in model.py
+
     res = minimize(neg_ll, start, method="L-BFGS-B", bounds=bounds)
     names = ("r", "alpha", "a", "b")
     log_opt = np.asarray(res.x, dtype=np.float64)

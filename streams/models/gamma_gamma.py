@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
-from scipy.special import gammaln
 
 from streams.models.bgnbd import FitReport, FloatArray, standard_errors
 
@@ -82,6 +80,8 @@ def log_likelihood(
     params: tuple[float, float, float] | GammaGammaParams, n: FloatArray, m: FloatArray
 ) -> FloatArray:
     """Per-customer ln f(m | n; p, q, v) (see the module docstring); needs m > 0."""
+    from scipy.special import gammaln  # lazy: see score in model.py
+
     p, q, v = params.as_tuple() if isinstance(params, GammaGammaParams) else params
     pn = p * n
     out = (
@@ -122,6 +122,8 @@ def fit(
     def neg_ll(free: FloatArray) -> float:
         value = -float(np.sum(log_likelihood(unpack(free), ns, ms)))
         return value if math.isfinite(value) else 1e300
+
+    from scipy.optimize import minimize  # lazy: see score in model.py
 
     start = np.array([math.log(initial.p), math.log(initial.q - 1.0), math.log(initial.v)])
     res = minimize(neg_ll, start, method="L-BFGS-B", bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 3)
