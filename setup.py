@@ -153,4 +153,31 @@ class OptionalBuildExt(build_ext):
         return mapping
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+def _rust_extensions() -> list[Any]:
+    """The native hot path (native/, Rust with PyO3; docs/grading.md, "Decision"), built
+    by cargo through setuptools-rust as ``streams._native``. Optional as the mypyc core is:
+    without cargo, or on a build error, the package installs without it (``auto``)."""
+    if MODE == "0":
+        return []
+    if shutil.which("cargo") is None:
+        _fallback("no cargo found for the native module")
+        return []
+    from setuptools_rust import Binding, RustExtension
+
+    return [
+        RustExtension(
+            "streams._native",
+            path="native/Cargo.toml",
+            binding=Binding.PyO3,
+            # rustc never contracts a*b+c into a fused multiply-add (no -ffp-contract
+            # needed): its floats are the Python core's, operation for operation.
+            optional=MODE != "1",
+        )
+    ]
+
+
+setup(
+    ext_modules=_extensions(),
+    rust_extensions=_rust_extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
+)
