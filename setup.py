@@ -172,6 +172,8 @@ def _rust_extensions() -> list[Any]:
             # rustc never contracts a*b+c into a fused multiply-add (no -ffp-contract
             # needed): its floats are the Python core's, operation for operation.
             optional=MODE != "1",
+            # Release also for editable installs (setuptools-rust builds those as debug).
+            debug=False,
         )
     ]
 

@@ -1,24 +1,161 @@
 //! gradestream's native hot path (docs/grading.md, "Decision"): the grading core's state
 //! and, slice by slice, its rules, each checked against the Python core, which stays the
 //! reference. Slice 1: the state and its encoding (format 2, the very bytes of
-//! `streams.core.state.encode`).
+//! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
 
+pub mod folding;
 pub mod state;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyFloat};
+
+use folding::FoldPolicy;
+use state::{Num, State};
 
 /// Decode an encoded state and encode it again: the parity check of slice 1 (the Python
 /// core's `encode` must give the same bytes for the state it decodes).
 #[pyfunction]
 fn reencode_state<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let state = state::State::decode(data).map_err(PyValueError::new_err)?;
+    let state = State::decode(data).map_err(PyValueError::new_err)?;
     Ok(PyBytes::new(py, &state.encode()))
+}
+
+/// The policy values the native code reads, taken from a `CompiledPolicy`.
+#[pyclass(name = "Policy", frozen)]
+struct PyPolicy {
+    fold: FoldPolicy,
+}
+
+#[pymethods]
+impl PyPolicy {
+    #[new]
+    fn new(compiled: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let get = |name: &str| -> PyResult<i64> { compiled.getattr(name)?.extract() };
+        Ok(PyPolicy {
+            fold: FoldPolicy {
+                window_days: get("window_days")?,
+                intent_days: get("intent_days")?,
+                complaint_days: get("complaint_days")?,
+                max_orders: compiled.getattr("max_orders")?.extract()?,
+                max_complaints: compiled.getattr("max_complaints")?.extract()?,
+                silent_s: get("silent_s")?,
+                lateness_s: get("lateness_s")?,
+            },
+        })
+    }
+}
+
+/// A survey answer as the event carried it: an int stays an int, a float a float.
+fn num(x: &Bound<'_, PyAny>) -> PyResult<Num> {
+    if x.is_instance_of::<PyFloat>() {
+        Ok(Num::Float(x.extract()?))
+    } else {
+        Ok(Num::Int(x.extract()?))
+    }
+}
+
+/// One customer's state held natively, with the folds of `streams.core.folding`.
+#[pyclass(name = "State")]
+struct PyState {
+    inner: State,
+}
+
+#[pymethods]
+impl PyState {
+    #[new]
+    fn new(customer_id: &str) -> Self {
+        PyState {
+            inner: State::new(customer_id),
+        }
+    }
+
+    #[staticmethod]
+    fn decode(data: &[u8]) -> PyResult<Self> {
+        let inner = State::decode(data).map_err(PyValueError::new_err)?;
+        Ok(PyState { inner })
+    }
+
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.encode())
+    }
+
+    /// (win_count, win_cents): the cached sums of the order day buckets (not encoded).
+    #[getter]
+    fn window(&self) -> (i64, i64) {
+        (self.inner.win_count, self.inner.win_cents)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fold_order(
+        &mut self,
+        kind: i64,
+        order_id: &str,
+        ts: i64,
+        cents: i64,
+        full_price: bool,
+        policy: &PyPolicy,
+    ) {
+        folding::fold_order(
+            &mut self.inner,
+            kind,
+            order_id,
+            ts,
+            cents,
+            full_price,
+            &policy.fold,
+        );
+    }
+
+    fn fold_interaction(&mut self, slot: usize, ts: i64, policy: &PyPolicy) -> Option<i64> {
+        folding::fold_interaction(&mut self.inner, slot, ts, &policy.fold)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fold_complaint(
+        &mut self,
+        kind: i64,
+        complaint_id: &str,
+        ts: i64,
+        severity: i64,
+        billing: bool,
+        policy: &PyPolicy,
+    ) {
+        folding::fold_complaint(
+            &mut self.inner,
+            kind,
+            complaint_id,
+            ts,
+            severity,
+            billing,
+            &policy.fold,
+        );
+    }
+
+    fn fold_survey(
+        &mut self,
+        ts: i64,
+        nps: &Bound<'_, PyAny>,
+        csat: &Bound<'_, PyAny>,
+        ces: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        folding::fold_survey(&mut self.inner, ts, num(nps)?, num(csat)?, num(ces)?);
+        Ok(())
+    }
+
+    fn move_to(&mut self, t: i64) {
+        folding::move_to(&mut self.inner, t);
+    }
+
+    fn prune(&mut self, policy: &PyPolicy) {
+        folding::prune(&mut self.inner, &policy.fold);
+    }
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reencode_state, m)?)?;
+    m.add_class::<PyPolicy>()?;
+    m.add_class::<PyState>()?;
     Ok(())
 }

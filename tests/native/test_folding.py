@@ -1,0 +1,84 @@
+"""Slice 2 of the native hot path, begun (docs/grading.md, "Decision"): the folds. The
+same random sequence of folds, moves and prunes, on the Python core's state and on the
+native one, must leave the same encoded bytes and window sums after every step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streams._native as native
+from streams.core import folding
+from streams.core.compiled import DAY, compile_policy
+from streams.core.policy import load_policy
+from streams.core.state import encode, new_state
+
+START = 1_700_000_000
+
+_compiled = compile_policy(load_policy(None))
+# Small caps, so that evicting orders and complaints happens within a few ids.
+_compiled.max_orders, _compiled.max_complaints = 3, 2
+_native_policy = native.Policy(_compiled)
+
+_back = st.integers(0, 120 * DAY)
+_answer = st.one_of(st.integers(-1, 10), st.sampled_from([3.0, 7.0, 9.5]))
+_op = st.one_of(
+    st.tuples(st.just("move"), st.integers(0, 40 * DAY)),
+    st.tuples(st.just("prune")),
+    st.tuples(
+        st.just("order"),
+        st.integers(0, 2),
+        st.sampled_from(["o1", "o2", "o3", "o4", "é5"]),
+        st.integers(0, 400 * DAY),
+        st.integers(0, 90_000),
+        st.booleans(),
+    ),
+    st.tuples(st.just("interaction"), st.integers(0, 5), _back),
+    st.tuples(
+        st.just("complaint"),
+        st.integers(0, 2),
+        st.sampled_from(["c1", "c2", "c3", "c4"]),
+        _back,
+        st.integers(0, 2),
+        st.booleans(),
+    ),
+    st.tuples(st.just("survey"), _back, _answer, _answer, _answer),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_op, max_size=60))
+def test_the_folds_leave_the_same_state(ops: list[tuple[Any, ...]]) -> None:
+    py, rs = new_state("c-1"), native.State("c-1")
+    py.as_of = START
+    rs.move_to(START)
+    c, n = _compiled, _native_policy
+    for op in ops:
+        name, args = op[0], op[1:]
+        now = py.as_of
+        if name == "move":
+            folding.move_to(py, now + args[0])
+            rs.move_to(now + args[0])
+        elif name == "prune":
+            folding.prune(py, c)
+            rs.prune(n)
+        elif name == "order":
+            kind, oid, back, cents, full = args
+            folding.fold_order(py, kind, oid, now - back, cents, full, c)
+            rs.fold_order(kind, oid, now - back, cents, full, n)
+        elif name == "interaction":
+            slot, back = args
+            day = folding.fold_interaction(py, slot, now - back, c)
+            assert rs.fold_interaction(slot, now - back, n) == day
+        elif name == "complaint":
+            kind, cid, back, severity, billing = args
+            folding.fold_complaint(py, kind, cid, now - back, severity, billing, c)
+            rs.fold_complaint(kind, cid, now - back, severity, billing, n)
+        else:
+            back, nps, csat, ces = args
+            folding.fold_survey(py, now - back, nps, csat, ces)
+            rs.fold_survey(now - back, nps, csat, ces)
+        assert rs.encode() == encode(py), op
+        assert rs.window == (py.win_count, py.win_cents), op
