@@ -44,6 +44,7 @@ pub struct FoldPolicy {
     pub max_complaints: usize,
     pub silent_s: i64,
     pub lateness_s: i64,
+    pub dedup_max: usize,
 }
 
 /// Python's `//` on ints: floor division.
@@ -485,4 +486,33 @@ pub fn prune(s: &mut State, c: &FoldPolicy) {
     s.complaints
         .retain(|_, r| !(r[C_RESOLVED] != 0 && r[C_SEEN] < floor));
     s.seen.retain(|_, t| *t >= floor);
+}
+
+// --- de-duplication ----------------------------------------------------------------------
+
+/// Remember an event id (`engine._remember`); at the cap, forget the oldest half and raise
+/// the floor past them, so that a forgotten id can never be applied twice.
+pub fn remember(s: &mut State, event_id: &str, ts: i64, c: &FoldPolicy) {
+    s.seen.insert(event_id.to_owned(), ts);
+    let floor = s.as_of - c.lateness_s;
+    // Insertion order is roughly time order: when the first id is stale, sweep them all.
+    let stale = s.seen.len() > c.dedup_max || s.seen.values().next().is_some_and(|&t| t < floor);
+    if stale {
+        s.seen.retain(|_, t| *t >= floor);
+    }
+    if s.seen.len() <= c.dedup_max {
+        return;
+    }
+    let mut items: Vec<(i64, String)> = s.seen.iter().map(|(k, t)| (*t, k.clone())).collect();
+    items.sort_unstable();
+    let cut = items[items.len() / 2 - 1].0;
+    for (t, k) in &items {
+        if *t > cut {
+            break;
+        }
+        s.seen.shift_remove(k);
+    }
+    if s.dedup_floor.is_none_or(|f| cut + 1 > f) {
+        s.dedup_floor = Some(cut + 1);
+    }
 }

@@ -41,6 +41,7 @@ impl PyPolicy {
                 max_complaints: compiled.getattr("max_complaints")?.extract()?,
                 silent_s: get("silent_s")?,
                 lateness_s: get("lateness_s")?,
+                dedup_max: compiled.getattr("dedup_max")?.extract()?,
             },
         })
     }
@@ -141,6 +142,10 @@ impl PyState {
     ) -> PyResult<()> {
         folding::fold_survey(&mut self.inner, ts, num(nps)?, num(csat)?, num(ces)?);
         Ok(())
+    }
+
+    fn remember(&mut self, event_id: &str, ts: i64, policy: &PyPolicy) {
+        folding::remember(&mut self.inner, event_id, ts, &policy.fold);
     }
 
     fn move_to(&mut self, t: i64) {

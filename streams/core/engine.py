@@ -241,8 +241,6 @@ def _remember(s: CustomerState, event_id: str, ts: int, c: CompiledPolicy) -> No
             del seen[k]
     if len(seen) <= c.dedup_max:
         return
-    if len(seen) <= c.dedup_max:
-        return
     items = sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
     cut = items[len(items) // 2 - 1][1]
     for k, t in items:

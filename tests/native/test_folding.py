@@ -1,6 +1,7 @@
-"""Slice 2 of the native hot path, begun (docs/grading.md, "Decision"): the folds. The
-same random sequence of folds, moves and prunes, on the Python core's state and on the
-native one, must leave the same encoded bytes and window sums after every step."""
+"""Slice 2 of the native hot path, begun (docs/grading.md, "Decision"): the folds and the
+memory of event ids. The same random sequence of folds, remembered ids, moves and prunes,
+on the Python core's state and on the native one, must leave the same encoded bytes and
+window sums after every step."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streams._native as native
-from streams.core import folding
+from streams.core import engine, folding
 from streams.core.compiled import DAY, compile_policy
 from streams.core.policy import load_policy
 from streams.core.state import encode, new_state
@@ -18,8 +19,8 @@ from streams.core.state import encode, new_state
 START = 1_700_000_000
 
 _compiled = compile_policy(load_policy(None))
-# Small caps, so that evicting orders and complaints happens within a few ids.
-_compiled.max_orders, _compiled.max_complaints = 3, 2
+# Small caps, so that evicting orders, complaints and event ids happens within a few ids.
+_compiled.max_orders, _compiled.max_complaints, _compiled.dedup_max = 3, 2, 4
 _native_policy = native.Policy(_compiled)
 
 _back = st.integers(0, 120 * DAY)
@@ -45,6 +46,7 @@ _op = st.one_of(
         st.booleans(),
     ),
     st.tuples(st.just("survey"), _back, _answer, _answer, _answer),
+    st.tuples(st.just("remember"), st.sampled_from([f"e{i}" for i in range(9)]), _back),
 )
 
 
@@ -76,6 +78,10 @@ def test_the_folds_leave_the_same_state(ops: list[tuple[Any, ...]]) -> None:
             kind, cid, back, severity, billing = args
             folding.fold_complaint(py, kind, cid, now - back, severity, billing, c)
             rs.fold_complaint(kind, cid, now - back, severity, billing, n)
+        elif name == "remember":
+            eid, back = args
+            engine._remember(py, eid, now - back, c)
+            rs.remember(eid, now - back, n)
         else:
             back, nps, csat, ces = args
             folding.fold_survey(py, now - back, nps, csat, ces)
