@@ -6,6 +6,12 @@ def reencode_state(data: bytes) -> bytes:
     """Decode an encoded state (format 2) and encode it again; ValueError naming the
     field for other bytes."""
 
+def parse_whole_seconds(text: str) -> int | None:
+    """`timefmt`'s fast path of parse_rfc3339; None where it asks `datetime`."""
+
+def format_rfc3339(ts: int) -> str | None:
+    """`timefmt.format_rfc3339` for years 1000-9999; None for other years."""
+
 class Policy:
     """The policy values the native code reads, from a compiled policy."""
 

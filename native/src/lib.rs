@@ -5,6 +5,7 @@
 
 pub mod folding;
 pub mod state;
+pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -19,6 +20,18 @@ use state::{Num, State};
 fn reencode_state<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let state = State::decode(data).map_err(PyValueError::new_err)?;
     Ok(PyBytes::new(py, &state.encode()))
+}
+
+/// `timefmt.parse_rfc3339`'s fast path: None where the Python core asks `datetime`.
+#[pyfunction]
+fn parse_whole_seconds(text: &str) -> Option<i64> {
+    timefmt::parse_whole_seconds(text)
+}
+
+/// `timefmt.format_rfc3339` for years 1000-9999; None where the Python core asks strftime.
+#[pyfunction]
+fn format_rfc3339(ts: i64) -> Option<String> {
+    timefmt::format_rfc3339(ts)
 }
 
 /// The policy values the native code reads, taken from a `CompiledPolicy`.
@@ -160,6 +173,8 @@ impl PyState {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reencode_state, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_whole_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(format_rfc3339, m)?)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyState>()?;
     Ok(())
