@@ -37,5 +37,16 @@ class State:
         self, ts: int, nps: int | float, csat: int | float, ces: int | float
     ) -> None: ...
     def remember(self, event_id: str, ts: int, policy: Policy) -> None: ...
+    def measures(
+        self, t: int, policy: Policy
+    ) -> tuple[
+        tuple[int | None, int, int, int, int, int],
+        str,
+        int,
+        int,
+        str,
+        tuple[bool, bool, bool],
+        tuple[str, bool, bool, list[bool]],
+    ]: ...
     def move_to(self, t: int) -> None: ...
     def prune(self, policy: Policy) -> None: ...

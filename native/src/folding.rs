@@ -6,6 +6,7 @@
 //! dict; here a record is copied out, changed, and written back where the Python record
 //! would be visible to a later read (`sync`), so the two read the same values.
 
+use crate::policy::Policy;
 use crate::state::{Num, State, I_KINDS};
 
 pub const DAY: i64 = 86_400;
@@ -33,19 +34,6 @@ const C_SEEN: usize = 5;
 const C_OPEN_SEV: usize = 6;
 pub const I_FULL_PRICE: usize = 6;
 pub const I_TOTAL: usize = 7;
-
-/// The policy values the folds read (a part of `streams.core.compiled.CompiledPolicy`).
-#[derive(Clone, Debug, Default)]
-pub struct FoldPolicy {
-    pub window_days: i64,
-    pub intent_days: i64,
-    pub complaint_days: i64,
-    pub max_orders: usize,
-    pub max_complaints: usize,
-    pub silent_s: i64,
-    pub lateness_s: i64,
-    pub dedup_max: usize,
-}
 
 /// Python's `//` on ints: floor division.
 fn day_of(ts: i64) -> i64 {
@@ -159,7 +147,7 @@ pub fn fold_order(
     ts: i64,
     cents: i64,
     full_price: bool,
-    c: &FoldPolicy,
+    c: &Policy,
 ) {
     let today = day_of(s.as_of);
     let lo = today - c.window_days;
@@ -263,7 +251,7 @@ fn place_new(
     full_price: bool,
     today: i64,
     lo: i64,
-    c: &FoldPolicy,
+    c: &Policy,
 ) {
     let e = [ts, cents, 0, 0, day, 0];
     if full_price && day > today - c.intent_days {
@@ -285,7 +273,7 @@ fn count_full_price(s: &mut State, day: i64) {
     count(&mut s.idays, day, I_FULL_PRICE, 0);
 }
 
-fn add_live(s: &mut State, ts: i64, c: &FoldPolicy) {
+fn add_live(s: &mut State, ts: i64, c: &Policy) {
     s.live_orders += 1;
     let Some(last) = s.last_order else {
         s.first_order = Some(ts);
@@ -306,7 +294,7 @@ fn add_live(s: &mut State, ts: i64, c: &FoldPolicy) {
 // --- interactions --------------------------------------------------------------------------
 
 /// Count one interaction; its day if inside the intent window, else None.
-pub fn fold_interaction(s: &mut State, slot: usize, ts: i64, c: &FoldPolicy) -> Option<i64> {
+pub fn fold_interaction(s: &mut State, slot: usize, ts: i64, c: &Policy) -> Option<i64> {
     let day = day_of(ts);
     let lo = day_of(s.as_of) - c.intent_days;
     if day <= lo {
@@ -390,7 +378,7 @@ pub fn fold_complaint(
     ts: i64,
     severity: i64,
     billing: bool,
-    c: &FoldPolicy,
+    c: &Policy,
 ) {
     let billing = i64::from(billing);
     let mut r = *s
@@ -444,10 +432,15 @@ pub fn fold_complaint(
     }
 }
 
+/// Open: neither resolved nor only ever seen as a resolution (opened, or escalated).
+pub fn is_open(r: &[i64; 7]) -> bool {
+    r[C_RESOLVED] == 0 && (r[C_OPENED] != NO_TS || r[C_ESCALATED] != 0)
+}
+
 // --- pruning -------------------------------------------------------------------------------
 
 /// Drop what left the windows as of `s.as_of` and refresh the cached sums.
-pub fn prune(s: &mut State, c: &FoldPolicy) {
+pub fn prune(s: &mut State, c: &Policy) {
     let today = day_of(s.as_of);
     let lo = today - c.window_days;
     if !s.days.is_empty() {
@@ -492,7 +485,7 @@ pub fn prune(s: &mut State, c: &FoldPolicy) {
 
 /// Remember an event id (`engine._remember`); at the cap, forget the oldest half and raise
 /// the floor past them, so that a forgotten id can never be applied twice.
-pub fn remember(s: &mut State, event_id: &str, ts: i64, c: &FoldPolicy) {
+pub fn remember(s: &mut State, event_id: &str, ts: i64, c: &Policy) {
     s.seen.insert(event_id.to_owned(), ts);
     let floor = s.as_of - c.lateness_s;
     // Insertion order is roughly time order: when the first id is stale, sweep them all.

@@ -4,6 +4,8 @@
 //! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
 
 pub mod folding;
+pub mod measures;
+pub mod policy;
 pub mod state;
 pub mod timefmt;
 
@@ -11,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat};
 
-use folding::FoldPolicy;
+use policy::Policy;
 use state::{Num, State};
 
 /// Decode an encoded state and encode it again: the parity check of slice 1 (the Python
@@ -37,7 +39,7 @@ fn format_rfc3339(ts: i64) -> Option<String> {
 /// The policy values the native code reads, taken from a `CompiledPolicy`.
 #[pyclass(name = "Policy", frozen)]
 struct PyPolicy {
-    fold: FoldPolicy,
+    fold: Policy,
 }
 
 #[pymethods]
@@ -45,18 +47,37 @@ impl PyPolicy {
     #[new]
     fn new(compiled: &Bound<'_, PyAny>) -> PyResult<Self> {
         let get = |name: &str| -> PyResult<i64> { compiled.getattr(name)?.extract() };
-        Ok(PyPolicy {
-            fold: FoldPolicy {
-                window_days: get("window_days")?,
-                intent_days: get("intent_days")?,
-                complaint_days: get("complaint_days")?,
-                max_orders: compiled.getattr("max_orders")?.extract()?,
-                max_complaints: compiled.getattr("max_complaints")?.extract()?,
-                silent_s: get("silent_s")?,
-                lateness_s: get("lateness_s")?,
-                dedup_max: compiled.getattr("dedup_max")?.extract()?,
-            },
-        })
+        let fold = Policy {
+            window_days: get("window_days")?,
+            intent_days: get("intent_days")?,
+            complaint_days: get("complaint_days")?,
+            max_orders: compiled.getattr("max_orders")?.extract()?,
+            max_complaints: compiled.getattr("max_complaints")?.extract()?,
+            lateness_s: get("lateness_s")?,
+            dedup_max: compiled.getattr("dedup_max")?.extract()?,
+            r_max_days: compiled.getattr("r_max_days")?.extract()?,
+            f_min: compiled.getattr("f_min")?.extract()?,
+            m_min_cents: compiled.getattr("m_min_cents")?.extract()?,
+            segments: compiled.getattr("segments")?.extract()?,
+            tier_rules: compiled.getattr("tier_rules")?.extract()?,
+            value_a_cents: get("value_a_cents")?,
+            value_b_cents: get("value_b_cents")?,
+            new_s: get("new_s")?,
+            silent_s: get("silent_s")?,
+            churned_s: get("churned_s")?,
+            reactivated_s: get("reactivated_s")?,
+            ability_min_cents: get("ability_min_cents")?,
+            satisfied_max_severity: get("satisfied_max_severity")?,
+            repeat_visit_days: get("repeat_visit_days")?,
+            min_calls: get("min_calls")?,
+            min_site_store: get("min_site_store")?,
+            min_purchase_inquiries: get("min_purchase_inquiries")?,
+            survey_age_s: get("survey_age_s")?,
+            nps_detractor_max: get("nps_detractor_max")?,
+            csat_low_max: get("csat_low_max")?,
+            ces_high_min: get("ces_high_min")?,
+        };
+        Ok(PyPolicy { fold })
     }
 }
 
@@ -159,6 +180,37 @@ impl PyState {
 
     fn remember(&mut self, event_id: &str, ts: i64, policy: &PyPolicy) {
         folding::remember(&mut self.inner, event_id, ts, &policy.fold);
+    }
+
+    /// The measures at `t`, as the tuple `tests/native` builds from the Python core's:
+    /// (rfm fields, segment, qualifying tier, lifecycle, value class, poor survey flags,
+    /// intent grade, ability, satisfaction, indicators).
+    #[allow(clippy::type_complexity)]
+    fn measures(
+        &self,
+        t: i64,
+        policy: &PyPolicy,
+    ) -> (
+        (Option<i64>, i64, i64, i64, i64, i64),
+        String,
+        usize,
+        i64,
+        &'static str,
+        (bool, bool, bool),
+        (&'static str, bool, bool, [bool; 5]),
+    ) {
+        let (s, c) = (&self.inner, &policy.fold);
+        let r = measures::rfm(s, t, c);
+        let i = measures::intent(s, t, c);
+        (
+            (r.recency_days, r.frequency, r.cents, r.r, r.f, r.m),
+            measures::segment(r.r, r.f, r.m, c).to_owned(),
+            measures::qualifying_tier(s, c),
+            measures::lifecycle(s, t, c),
+            measures::value_class(r.cents, c),
+            measures::poor_survey(s, t, c),
+            (i.grade, i.ability, i.satisfaction, i.indicators),
+        )
     }
 
     fn move_to(&mut self, t: i64) {

@@ -14,29 +14,45 @@ import streams._native as native
 from streams.core import engine, folding
 from streams.core.compiled import DAY, compile_policy
 from streams.core.policy import load_policy
-from streams.core.state import encode, new_state
+from streams.core.state import CustomerState, encode, new_state
 
 START = 1_700_000_000
 
-_compiled = compile_policy(load_policy(None))
+COMPILED = compile_policy(load_policy(None))
 # Small caps, so that evicting orders, complaints and event ids happens within a few ids.
-_compiled.max_orders, _compiled.max_complaints, _compiled.dedup_max = 3, 2, 4
-_native_policy = native.Policy(_compiled)
+COMPILED.max_orders, COMPILED.max_complaints, COMPILED.dedup_max = 3, 2, 4
+NATIVE_POLICY = native.Policy(COMPILED)
 
 _back = st.integers(0, 120 * DAY)
+# Enough ids, amounts and orders to reach every RFM score, tier and value class.
+_order = st.tuples(
+    st.just("order"),
+    st.integers(0, 2),
+    st.sampled_from([f"o{i}" for i in range(14)] + ["é"]),
+    st.integers(0, 400 * DAY),
+    st.one_of(st.integers(0, 90_000), st.integers(0, 3_000_000)),
+    st.booleans(),
+)
+# A recent, large, full-price order: the upper tiers, value class A and the price signal.
+_big = st.tuples(
+    st.just("order"),
+    st.just(0),
+    st.sampled_from([f"o{i}" for i in range(14)]),
+    st.integers(0, 60 * DAY),
+    st.integers(2_000_000, 5_000_000),
+    st.just(True),
+)
+_interaction = st.tuples(st.just("interaction"), st.integers(0, 5), st.integers(0, 100 * DAY))
 _answer = st.one_of(st.integers(-1, 10), st.sampled_from([3.0, 7.0, 9.5]))
-_op = st.one_of(
+OP = st.one_of(
     st.tuples(st.just("move"), st.integers(0, 40 * DAY)),
     st.tuples(st.just("prune")),
-    st.tuples(
-        st.just("order"),
-        st.integers(0, 2),
-        st.sampled_from(["o1", "o2", "o3", "o4", "é5"]),
-        st.integers(0, 400 * DAY),
-        st.integers(0, 90_000),
-        st.booleans(),
-    ),
-    st.tuples(st.just("interaction"), st.integers(0, 5), _back),
+    _order,
+    _order,
+    _big,
+    _interaction,
+    _interaction,
+    _interaction,
     st.tuples(
         st.just("complaint"),
         st.integers(0, 2),
@@ -50,13 +66,12 @@ _op = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None)
-@given(st.lists(_op, max_size=60))
-def test_the_folds_leave_the_same_state(ops: list[tuple[Any, ...]]) -> None:
+def run(ops: list[tuple[Any, ...]]) -> tuple[CustomerState, native.State]:
+    """Both states after `ops`, checked equal after every step."""
     py, rs = new_state("c-1"), native.State("c-1")
     py.as_of = START
     rs.move_to(START)
-    c, n = _compiled, _native_policy
+    c, n = COMPILED, NATIVE_POLICY
     for op in ops:
         name, args = op[0], op[1:]
         now = py.as_of
@@ -88,3 +103,10 @@ def test_the_folds_leave_the_same_state(ops: list[tuple[Any, ...]]) -> None:
             rs.fold_survey(now - back, nps, csat, ces)
         assert rs.encode() == encode(py), op
         assert rs.window == (py.win_count, py.win_cents), op
+    return py, rs
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(OP, max_size=80))
+def test_the_folds_leave_the_same_state(ops: list[tuple[Any, ...]]) -> None:
+    run(ops)

@@ -1,0 +1,42 @@
+//! The policy values the native code reads: a part of `streams.core.compiled.
+//! CompiledPolicy`, the same names, taken from it (`lib.rs`), never parsed here: the
+//! policy file is read and validated once, by the Python side.
+
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    // windows and caps
+    pub window_days: i64,
+    pub intent_days: i64,
+    pub complaint_days: i64,
+    pub max_orders: usize,
+    pub max_complaints: usize,
+    pub lateness_s: i64,
+    pub dedup_max: usize,
+    // RFM, segments, tiers, value classes
+    pub r_max_days: Vec<i64>,
+    pub f_min: Vec<i64>,
+    pub m_min_cents: Vec<f64>,
+    /// (name, r0, r1, f0, f1, m0, m1)
+    pub segments: Vec<(String, i64, i64, i64, i64, i64, i64)>,
+    /// (spend, orders, single order) per rung, None where the rung has no such condition.
+    pub tier_rules: Vec<(Option<i64>, Option<i64>, Option<i64>)>,
+    pub value_a_cents: i64,
+    pub value_b_cents: i64,
+    // lifecycle
+    pub new_s: i64,
+    pub silent_s: i64,
+    pub churned_s: i64,
+    pub reactivated_s: i64,
+    // intent
+    pub ability_min_cents: i64,
+    pub satisfied_max_severity: i64,
+    pub repeat_visit_days: i64,
+    pub min_calls: i64,
+    pub min_site_store: i64,
+    pub min_purchase_inquiries: i64,
+    // surveys
+    pub survey_age_s: i64,
+    pub nps_detractor_max: i64,
+    pub csat_low_max: i64,
+    pub ces_high_min: i64,
+}
