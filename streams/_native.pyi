@@ -12,6 +12,9 @@ def parse_whole_seconds(text: str) -> int | None:
 def format_rfc3339(ts: int) -> str | None:
     """`timefmt.format_rfc3339` for years 1000-9999; None for other years."""
 
+def round4(x: float) -> float:
+    """`measures.round4`: round(x, 4) bit for bit."""
+
 class Policy:
     """The policy values the native code reads, from a compiled policy."""
 
@@ -48,5 +51,8 @@ class State:
         tuple[bool, bool, bool],
         tuple[str, bool, bool, list[bool]],
     ]: ...
+    def churn(
+        self, t: int, policy: Policy, engagement: bool
+    ) -> tuple[tuple[float, float, int, float, float, float], tuple[float, int]]: ...
     def move_to(self, t: int) -> None: ...
     def prune(self, policy: Policy) -> None: ...

@@ -3,6 +3,7 @@
 //! reference. Slice 1: the state and its encoding (format 2, the very bytes of
 //! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
 
+pub mod churn;
 pub mod folding;
 pub mod measures;
 pub mod policy;
@@ -36,6 +37,12 @@ fn format_rfc3339(ts: i64) -> Option<String> {
     timefmt::format_rfc3339(ts)
 }
 
+/// `measures.round4`: `round(x, 4)` bit for bit.
+#[pyfunction]
+fn round4(x: f64) -> f64 {
+    churn::round4(x)
+}
+
 /// The policy values the native code reads, taken from a `CompiledPolicy`.
 #[pyclass(name = "Policy", frozen)]
 struct PyPolicy {
@@ -47,6 +54,7 @@ impl PyPolicy {
     #[new]
     fn new(compiled: &Bound<'_, PyAny>) -> PyResult<Self> {
         let get = |name: &str| -> PyResult<i64> { compiled.getattr(name)?.extract() };
+        let float = |name: &str| -> PyResult<f64> { compiled.getattr(name)?.extract() };
         let fold = Policy {
             window_days: get("window_days")?,
             intent_days: get("intent_days")?,
@@ -76,6 +84,20 @@ impl PyPolicy {
             nps_detractor_max: get("nps_detractor_max")?,
             csat_low_max: get("csat_low_max")?,
             ces_high_min: get("ces_high_min")?,
+            has_model: !compiled.getattr("model")?.is_none(),
+            cadence_min_days: float("cadence_min_days")?,
+            cadence_default_days: float("cadence_default_days")?,
+            overdue_start: float("overdue_start")?,
+            overdue_full: float("overdue_full")?,
+            open_weights: compiled.getattr("open_weights")?.extract()?,
+            recent_weights: compiled.getattr("recent_weights")?.extract()?,
+            w_recency: float("w_recency")?,
+            w_complaints: float("w_complaints")?,
+            w_surveys: float("w_surveys")?,
+            w_engagement: float("w_engagement")?,
+            intent_half_days: get("intent_half_days")?,
+            engagement_min_baseline: get("engagement_min_baseline")?,
+            band_mins: compiled.getattr("band_mins")?.extract()?,
         };
         Ok(PyPolicy { fold })
     }
@@ -213,6 +235,35 @@ impl PyState {
         )
     }
 
+    /// `measures.churn_core` at `t` as (recency, others, recency_days, cadence_days, base,
+    /// engagement), with `churn_score`'s (score, band) after it.
+    #[allow(clippy::type_complexity)]
+    fn churn(
+        &self,
+        t: i64,
+        policy: &PyPolicy,
+        engagement: bool,
+    ) -> PyResult<((f64, f64, i64, f64, f64, f64), (f64, usize))> {
+        let c = &policy.fold;
+        if c.has_model {
+            return Err(PyValueError::new_err(
+                "a policy with a churn model is not ported to the native core yet",
+            ));
+        }
+        let k = churn::churn_core(&self.inner, t, c, engagement);
+        Ok((
+            (
+                k.recency,
+                k.others,
+                k.recency_days,
+                k.cadence_days,
+                k.base,
+                k.engagement,
+            ),
+            churn::churn_score(&self.inner, t, c),
+        ))
+    }
+
     fn move_to(&mut self, t: i64) {
         folding::move_to(&mut self.inner, t);
     }
@@ -227,6 +278,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reencode_state, m)?)?;
     m.add_function(wrap_pyfunction!(parse_whole_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(format_rfc3339, m)?)?;
+    m.add_function(wrap_pyfunction!(round4, m)?)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyState>()?;
     Ok(())

@@ -1,0 +1,194 @@
+//! The churn score's hot path: a port of `measures.churn_core` (without a churn model),
+//! `complaint_weights`, `engagement_component`, `round4`, `score_of` and `band_of`. The
+//! float operations are the Python core's, in its order (an f64 op is the same IEEE op
+//! as a Python float op; int / int is Python's true division, exact below 2^53), so the
+//! scores are the same to the last bit.
+
+use crate::folding::{is_open, DAY, I_TOTAL};
+use crate::measures::survey_is_poor;
+use crate::policy::Policy;
+use crate::state::State;
+
+const C_SEVERITY: usize = 1;
+
+/// The churn facts: recency component, the other components weighted and summed, whole
+/// days since the last order, cadence in days, `others` without engagement, engagement.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChurnCore {
+    pub recency: f64,
+    pub others: f64,
+    pub recency_days: i64,
+    pub cadence_days: f64,
+    pub base: f64,
+    pub engagement: f64,
+}
+
+pub fn complaint_weights(s: &State, t: i64, c: &Policy) -> (f64, f64) {
+    let (mut open_w, mut recent_w) = (0.0, 0.0);
+    for r in s.complaints.values() {
+        if is_open(r) {
+            open_w += c.open_weights[r[C_SEVERITY] as usize];
+        }
+    }
+    let lo = t.div_euclid(DAY) - c.complaint_days;
+    let rw = &c.recent_weights;
+    for (day, b) in &s.cdays {
+        if *day > lo {
+            recent_w += b[0] as f64 * rw[0] + b[1] as f64 * rw[1] + b[2] as f64 * rw[2];
+        }
+    }
+    (open_w, recent_w)
+}
+
+/// Interactions in the recent and the earlier half of the intent window at `t`.
+pub fn engagement_counts(s: &State, t: i64, c: &Policy) -> (i64, i64) {
+    let today = t.div_euclid(DAY);
+    let (mid, lo) = (today - c.intent_half_days, today - c.intent_days);
+    let (mut recent, mut earlier) = (0, 0);
+    for (day, b) in &s.idays {
+        if *day > mid {
+            recent += b[I_TOTAL];
+        } else if *day > lo {
+            earlier += b[I_TOTAL];
+        }
+    }
+    (recent, earlier)
+}
+
+/// 1 - recent/earlier when engagement fell from a baseline, else 0.
+pub fn engagement_component(s: &State, t: i64, c: &Policy) -> f64 {
+    if s.idays.is_empty() {
+        return 0.0;
+    }
+    let (recent, earlier) = engagement_counts(s, t, c);
+    if earlier >= c.engagement_min_baseline && recent < earlier {
+        1.0 - recent as f64 / earlier as f64
+    } else {
+        0.0
+    }
+}
+
+/// Without `engagement`, its term is left out (0). Policies with a churn model are not
+/// ported yet: the caller checks `has_model`.
+pub fn churn_core(s: &State, t: i64, c: &Policy, engagement: bool) -> ChurnCore {
+    let (rec, days, cad) = match s.last_order {
+        None => (0.0, 0, 0.0),
+        Some(last) => {
+            let days = (t - last).div_euclid(DAY);
+            let n = s.live_orders;
+            let cad = match s.first_order {
+                Some(first) if n >= 2 => {
+                    let cad = (last - first) as f64 / DAY as f64 / (n - 1) as f64;
+                    if cad < c.cadence_min_days {
+                        c.cadence_min_days
+                    } else {
+                        cad
+                    }
+                }
+                _ => c.cadence_default_days,
+            };
+            let x = (days as f64 / cad - c.overdue_start) / (c.overdue_full - c.overdue_start);
+            let rec = x.clamp(0.0, 1.0); // NaN stays NaN, as the Python comparisons leave it
+            (rec, days, cad)
+        }
+    };
+    let mut others = 0.0;
+    if !s.complaints.is_empty() || !s.cdays.is_empty() {
+        let (open_w, recent_w) = complaint_weights(s, t, c);
+        others += c.w_complaints * py_min(1.0, open_w + recent_w);
+    }
+    if survey_is_poor(s, t, c) {
+        others += c.w_surveys * 1.0;
+    }
+    let base = others;
+    let eng = if engagement {
+        engagement_component(s, t, c)
+    } else {
+        0.0
+    };
+    if eng > 0.0 {
+        others += c.w_engagement * eng;
+    }
+    ChurnCore {
+        recency: rec,
+        others,
+        recency_days: days,
+        cadence_days: cad,
+        base,
+        engagement: eng,
+    }
+}
+
+/// Python's `min(a, b)`: `a` unless `b` is smaller.
+fn py_min(a: f64, b: f64) -> f64 {
+    if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+/// Python's `round(x, 4)`: the correctly rounded 4-decimal text of the exact binary value
+/// (ties to even), read back. Rust's `{:.4}` formats the exact value the same way.
+pub fn py_round4(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    // "-0.0000" reads back as -0.0: round keeps the sign of a zero result too.
+    format!("{x:.4}").parse().unwrap_or(x)
+}
+
+/// `measures.round4`: round(x, 4) bit for bit, the fast way where it is safe.
+pub fn round4(x: f64) -> f64 {
+    if 0.0 < x && x <= 1.0 {
+        let y = x * 10_000.0;
+        let n = y.floor();
+        let frac = y - n;
+        if frac < 0.4999999 {
+            return n / 10_000.0;
+        }
+        if frac > 0.5000001 {
+            return (n + 1.0) / 10_000.0;
+        }
+    } else if x == 0.0 {
+        return x;
+    }
+    py_round4(x)
+}
+
+/// Rounded to 4 places: the band is decided on the score the outputs show.
+pub fn score_of(recency: f64, others: f64, c: &Policy) -> f64 {
+    let raw = c.w_recency * recency + others;
+    round4(if raw < 1.0 { raw } else { 1.0 })
+}
+
+pub fn band_of(score: f64, c: &Policy) -> usize {
+    let mut i = c.band_mins.len() - 1;
+    while score < c.band_mins[i] {
+        i -= 1;
+    }
+    i
+}
+
+/// (score, band index), without reasons.
+pub fn churn_score(s: &State, t: i64, c: &Policy) -> (f64, usize) {
+    let k = churn_core(s, t, c, true);
+    let score = score_of(k.recency, k.others, c);
+    (score, band_of(score, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round4_as_python() {
+        // Values from tests/core/test_round4.py's doctest, and an exact tie (1/32).
+        assert_eq!(round4(0.123449999), 0.1234);
+        assert_eq!(round4(1.0), 1.0);
+        assert_eq!(round4(0.00005), 0.0001);
+        assert!(round4(-1e-17) == 0.0 && round4(-1e-17).is_sign_negative());
+        assert_eq!(py_round4(0.03125), 0.0312);
+        assert_eq!(py_round4(0.09375), 0.0938);
+    }
+}
