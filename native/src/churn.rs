@@ -5,8 +5,9 @@
 //! scores are the same to the last bit.
 
 use crate::folding::{is_open, DAY, I_TOTAL};
-use crate::measures::survey_is_poor;
+use crate::measures::{poor_survey, survey_is_poor};
 use crate::policy::Policy;
+use crate::state::Num;
 use crate::state::State;
 
 const C_SEVERITY: usize = 1;
@@ -177,6 +178,174 @@ pub fn churn_score(s: &State, t: i64, c: &Policy) -> (f64, usize) {
     (score, band_of(score, c))
 }
 
+/// The parts `churn_reasons` quotes (`measures.churn_parts`): components in [0, 1] and
+/// the facts behind them.
+struct Parts {
+    recency: f64,
+    complaints: f64,
+    surveys: f64,
+    engagement: f64,
+    recency_days: i64,
+    cadence_days: f64,
+    open_weight: f64,
+    recent_weight: f64,
+}
+
+fn parts(s: &State, t: i64, c: &Policy) -> Parts {
+    let (rec, days, cad) = match s.last_order {
+        None => (0.0, 0, 0.0),
+        Some(last) => {
+            let days = (t - last).div_euclid(DAY);
+            // `cadence_days`: max(cadence_min_days, gap), the first when equal.
+            let cad = match s.first_order {
+                Some(first) if s.live_orders >= 2 => {
+                    let gap = (last - first) as f64 / DAY as f64 / (s.live_orders - 1) as f64;
+                    if gap > c.cadence_min_days {
+                        gap
+                    } else {
+                        c.cadence_min_days
+                    }
+                }
+                _ => c.cadence_default_days,
+            };
+            let x = (days as f64 / cad - c.overdue_start) / (c.overdue_full - c.overdue_start);
+            (x.clamp(0.0, 1.0), days, cad)
+        }
+    };
+    let (open_w, recent_w, comp) = if !s.complaints.is_empty() || !s.cdays.is_empty() {
+        let (o, r) = complaint_weights(s, t, c);
+        (o, r, py_min(1.0, o + r))
+    } else {
+        (0.0, 0.0, 0.0)
+    };
+    Parts {
+        recency: rec,
+        complaints: comp,
+        surveys: if survey_is_poor(s, t, c) { 1.0 } else { 0.0 },
+        engagement: engagement_component(s, t, c),
+        recency_days: days,
+        cadence_days: cad,
+        open_weight: open_w,
+        recent_weight: recent_w,
+    }
+}
+
+/// Python's `str()` of a survey answer as the event carried it: an int, or a float's
+/// shortest repr (`3.0`, `9.5`; exponents as Python writes them, `1e+16`, `1e-05`).
+pub fn py_str(n: Num) -> String {
+    match n {
+        Num::Int(x) => x.to_string(),
+        Num::Float(x) => py_repr(x),
+    }
+}
+
+fn py_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // ryu gives the shortest digits; Python uses plain notation for 1e-4 <= |x| < 1e16.
+    let a = x.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        let text = format!("{x}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    let sci = format!("{x:e}"); // "1.5e-7", "1e16"
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+/// Each non-zero component as (code, message), largest weighted contribution first
+/// (`measures.churn_reasons`, without a churn model).
+pub fn churn_reasons(s: &State, t: i64, c: &Policy) -> Vec<(&'static str, String)> {
+    let p = parts(s, t, c);
+    let mut found: Vec<(f64, u8, &'static str, String)> = Vec::new();
+    if p.recency > 0.0 {
+        found.push((
+            c.w_recency * p.recency,
+            0,
+            "overdue",
+            format!(
+                "No order for {} days, {:.1}x this customer's usual gap of {:.0} days",
+                p.recency_days,
+                p.recency_days as f64 / p.cadence_days,
+                p.cadence_days
+            ),
+        ));
+    }
+    if p.complaints > 0.0 {
+        let w = c.w_complaints * p.complaints;
+        let open: Vec<&[i64; 7]> = s.complaints.values().filter(|r| is_open(r)).collect();
+        if p.open_weight > 0.0 {
+            let worst = open.iter().map(|r| r[C_SEVERITY]).max().unwrap_or(0);
+            let sev = ["low", "medium", "high"][worst as usize];
+            let n = open.len();
+            let msg = format!("{n} open complaint(s), the worst of {sev} severity");
+            found.push((w, 1, "open_complaints", msg));
+        }
+        if p.recent_weight > 0.0 {
+            let lo = t.div_euclid(DAY) - c.complaint_days;
+            let n: i64 = s
+                .cdays
+                .iter()
+                .filter(|(d, _)| **d > lo)
+                .map(|(_, b)| b.iter().sum::<i64>())
+                .sum();
+            let days = c.complaint_days;
+            let msg = format!("{n} complaint(s) opened in the last {days} days");
+            found.push((w, 2, "recent_complaints", msg));
+        }
+    }
+    if let (true, Some(sv)) = (p.surveys > 0.0, &s.survey) {
+        let w = c.w_surveys * p.surveys;
+        let (detractor, low_csat, effort) = poor_survey(s, t, c);
+        let (nps, csat, ces) = (py_str(sv[1]), py_str(sv[2]), py_str(sv[3]));
+        if detractor {
+            let msg = format!("Latest NPS answer is {nps} (a detractor)");
+            found.push((w, 3, "nps_detractor", msg));
+        }
+        if low_csat {
+            let msg = format!("Latest satisfaction (CSAT) answer is {csat} of 5");
+            found.push((w, 4, "low_csat", msg));
+        }
+        if effort {
+            found.push((
+                w,
+                5,
+                "high_effort",
+                format!("Latest effort (CES) answer is {ces} of 7"),
+            ));
+        }
+    }
+    if p.engagement > 0.0 {
+        let (recent, earlier) = engagement_counts(s, t, c);
+        let (half, rest) = (c.intent_half_days, c.intent_days - c.intent_half_days);
+        let msg = format!(
+            "{recent} interactions in the last {half} days against {earlier} in the {rest} days before"
+        );
+        found.push((c.w_engagement * p.engagement, 6, "falling_engagement", msg));
+    }
+    // Python's stable sort on (-weight, rank).
+    found.sort_by(|a, b| {
+        (-a.0)
+            .partial_cmp(&-b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    });
+    found
+        .into_iter()
+        .map(|(_, _, code, msg)| (code, msg))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +359,21 @@ mod tests {
         assert!(round4(-1e-17) == 0.0 && round4(-1e-17).is_sign_negative());
         assert_eq!(py_round4(0.03125), 0.0312);
         assert_eq!(py_round4(0.09375), 0.0938);
+    }
+
+    #[test]
+    fn floats_print_as_python_prints_them() {
+        let cases = [
+            (3.0, "3.0"),
+            (9.5, "9.5"),
+            (-0.0, "-0.0"),
+            (1e16, "1e+16"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (123456789012345.6, "123456789012345.6"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(py_repr(x), want, "{x}");
+        }
     }
 }

@@ -264,6 +264,16 @@ impl PyState {
         ))
     }
 
+    /// `measures.churn_reasons` at `t` as (code, message) pairs.
+    fn churn_reasons(&self, t: i64, policy: &PyPolicy) -> PyResult<Vec<(&'static str, String)>> {
+        if policy.fold.has_model {
+            return Err(PyValueError::new_err(
+                "a policy with a churn model is not ported to the native core yet",
+            ));
+        }
+        Ok(churn::churn_reasons(&self.inner, t, &policy.fold))
+    }
+
     fn move_to(&mut self, t: i64) {
         folding::move_to(&mut self.inner, t);
     }

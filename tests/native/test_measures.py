@@ -1,6 +1,6 @@
 """Slice 3 of the native hot path, begun (docs/grading.md, "Decision"): the measures
 (RFM, segment, qualifying tier, lifecycle, value class, survey flags, intent) and the
-churn score's hot path (without a churn model), on the states of random fold sequences,
+churn score's hot path and reasons (without a churn model), on the states of random fold sequences,
 at instants from the state's time to a year after; and `round4`."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import streams._native as native
 from streams.core.measures import (
     churn_core,
+    churn_reasons,
     churn_score,
     intent,
     lifecycle,
@@ -59,6 +60,8 @@ def test_the_measures_agree(ops: list[tuple[Any, ...]], later: list[int]) -> Non
             facts = (k.recency, k.others, k.recency_days, k.cadence_days, k.base, k.engagement)
             want = (facts, churn_score(py, t, COMPILED))
             assert rs.churn(t, NATIVE_POLICY, engagement) == want, (t, engagement, ops)
+        reasons = [(r["code"], r["message"]) for r in churn_reasons(py, t, COMPILED)]
+        assert rs.churn_reasons(t, NATIVE_POLICY) == reasons, (t, ops)
 
 
 # Exact ties at the 5th decimal (multiples of 1/32), near-ties, the edges, and the rest.
