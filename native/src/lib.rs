@@ -8,6 +8,7 @@ pub mod folding;
 pub mod measures;
 pub mod policy;
 pub mod state;
+pub mod stepping;
 pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
@@ -98,6 +99,11 @@ impl PyPolicy {
             intent_half_days: get("intent_half_days")?,
             engagement_min_baseline: get("engagement_min_baseline")?,
             band_mins: compiled.getattr("band_mins")?.extract()?,
+            band_names: compiled.getattr("band_names")?.extract()?,
+            alert_band: compiled.getattr("alert_band")?.extract()?,
+            cooldown_s: get("cooldown_s")?,
+            tier_names: compiled.getattr("tier_names")?.extract()?,
+            grace_s: get("grace_s")?,
         };
         Ok(PyPolicy { fold })
     }
@@ -272,6 +278,39 @@ impl PyState {
             ));
         }
         Ok(churn::churn_reasons(&self.inner, t, &policy.fold))
+    }
+
+    /// `stepping.settle` at `t` (no parts given): the transitions as
+    /// (type, previous, current, extra, score).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn settle(
+        &mut self,
+        t: i64,
+        policy: &PyPolicy,
+        how: i64,
+        orders: bool,
+        churn: bool,
+        at_once: bool,
+    ) -> PyResult<Vec<(&'static str, String, String, &'static str, f64)>> {
+        if policy.fold.has_model {
+            return Err(PyValueError::new_err(
+                "a policy with a churn model is not ported to the native core yet",
+            ));
+        }
+        let (out, _) = stepping::settle(
+            &mut self.inner,
+            t,
+            &policy.fold,
+            how,
+            orders,
+            churn,
+            at_once,
+            None,
+        );
+        Ok(out
+            .into_iter()
+            .map(|x| (x.kind, x.previous, x.current, x.extra, x.score))
+            .collect())
     }
 
     fn move_to(&mut self, t: i64) {

@@ -54,4 +54,17 @@ pub struct Policy {
     pub intent_half_days: i64,
     pub engagement_min_baseline: i64,
     pub band_mins: Vec<f64>,
+    pub band_names: Vec<String>,
+    pub alert_band: usize,
+    pub cooldown_s: i64,
+    // held grades
+    pub tier_names: Vec<String>,
+    pub grace_s: i64,
+}
+
+impl Policy {
+    /// A tier's rung by name; None for a tier of another policy's ladder.
+    pub fn tier_rank(&self, name: &str) -> Option<usize> {
+        self.tier_names.iter().position(|n| n == name)
+    }
 }

@@ -1,0 +1,195 @@
+//! Held grades and their transitions (`streams/core/stepping.py`'s `settle` and its
+//! parts): tier grace, lifecycle stage, churn alerts and cooldown.
+
+use crate::churn::{band_of, churn_core, engagement_component, score_of, ChurnCore};
+use crate::measures::{lifecycle, qualifying_tier};
+use crate::policy::Policy;
+use crate::state::State;
+
+/// Why a re-grade happens; it decides how a tier may fall.
+pub const EVENT: i64 = 0;
+pub const TIME: i64 = 1;
+pub const POLICY: i64 = 2;
+
+pub const LIFECYCLE_STAGES: [&str; 6] = [
+    "prospect",
+    "new",
+    "active",
+    "reactivated",
+    "silent",
+    "churned",
+];
+
+/// One held grade that changed: `extra` is the direction (tier) or alert (churn).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub kind: &'static str,
+    pub previous: String,
+    pub current: String,
+    pub extra: &'static str,
+    pub score: f64,
+}
+
+/// Upgrades apply at once; a fall waits out the grace unless `at_once` (refund, policy).
+pub fn settle_tier(
+    s: &mut State,
+    t: i64,
+    c: &Policy,
+    how: i64,
+    at_once: bool,
+) -> Option<Transition> {
+    let q = qualifying_tier(s, c);
+    let held_name = if s.tier.is_empty() {
+        c.tier_names[0].clone()
+    } else {
+        s.tier.clone()
+    };
+    // -1 in the Python core: a tier of another policy's ladder ranks below every rung.
+    let held = c.tier_rank(&held_name).map_or(-1, |r| r as i64);
+    let mut new = q as i64;
+    if new >= held || at_once || how == POLICY {
+        s.below_since = None;
+    } else {
+        let since = *s.below_since.get_or_insert(t);
+        if t - since >= c.grace_s {
+            s.below_since = None;
+        } else {
+            new = held;
+        }
+    }
+    let new_name = c.tier_names[new as usize].clone();
+    s.tier = new_name.clone();
+    if new_name == held_name {
+        return None;
+    }
+    let extra = if new > held { "up" } else { "down" };
+    Some(Transition {
+        kind: "tier_changed",
+        previous: held_name,
+        current: new_name,
+        extra,
+        score: 0.0,
+    })
+}
+
+pub fn settle_stage(s: &mut State, t: i64, c: &Policy) -> Option<Transition> {
+    let st = lifecycle(s, t, c);
+    if st == s.stage {
+        return None;
+    }
+    let prev = std::mem::replace(&mut s.stage, st);
+    Some(Transition {
+        kind: "lifecycle_changed",
+        previous: LIFECYCLE_STAGES[prev as usize].into(),
+        current: LIFECYCLE_STAGES[st as usize].into(),
+        extra: "",
+        score: 0.0,
+    })
+}
+
+/// `measures.add_engagement` without a model: the others with engagement `eng` in [0, 1].
+fn add_engagement(base: f64, eng: f64, c: &Policy) -> f64 {
+    if eng <= 0.0 {
+        base
+    } else {
+        base + c.w_engagement * eng
+    }
+}
+
+/// `due.engagement_sensitive`: could the engagement term alone move the band now?
+pub fn engagement_sensitive(k: &ChurnCore, c: &Policy) -> bool {
+    if c.w_engagement <= 0.0 {
+        return false;
+    }
+    let low = score_of(k.recency, k.base, c);
+    let high = score_of(k.recency, add_engagement(k.base, 1.0, c), c);
+    c.band_mins
+        .iter()
+        .any(|&floor| low < floor && floor <= high)
+}
+
+/// `measures.with_engagement`: parts computed without engagement, completed with it.
+pub fn with_engagement(k: &ChurnCore, s: &State, t: i64, c: &Policy) -> ChurnCore {
+    let eng = engagement_component(s, t, c);
+    ChurnCore {
+        others: add_engagement(k.base, eng, c),
+        engagement: eng,
+        ..*k
+    }
+}
+
+/// Alert when the band reaches the alert level or drops below it, at most once a cooldown.
+pub fn settle_churn(
+    s: &mut State,
+    t: i64,
+    c: &Policy,
+    parts: Option<ChurnCore>,
+) -> (Option<Transition>, ChurnCore) {
+    let p = parts.unwrap_or_else(|| {
+        let p = churn_core(s, t, c, false);
+        if engagement_sensitive(&p, c) {
+            with_engagement(&p, s, t, c)
+        } else {
+            p
+        }
+    });
+    let band = band_of(score_of(p.recency, p.others, c), c);
+    let name = c.band_names[band].clone();
+    s.band = name.clone();
+    let wants = band >= c.alert_band;
+    if wants == s.alerted {
+        return (None, p);
+    }
+    if s.last_alert.is_some_and(|last| t - last < c.cooldown_s) {
+        return (None, p);
+    }
+    let prev = if s.alert_band.is_empty() {
+        c.band_names[0].clone()
+    } else {
+        s.alert_band.clone()
+    };
+    s.alerted = wants;
+    s.alert_band = name.clone();
+    s.last_alert = Some(t);
+    let exact = churn_core(s, t, c, true); // the score the alert shows includes engagement
+    let score = score_of(exact.recency, exact.others, c);
+    let extra = if wants { "raised" } else { "cleared" };
+    (
+        Some(Transition {
+            kind: "churn_risk_changed",
+            previous: prev,
+            current: name,
+            extra,
+            score,
+        }),
+        p,
+    )
+}
+
+/// Re-grade the held parts at `t`; the transitions and the churn parts used.
+#[allow(clippy::too_many_arguments)]
+pub fn settle(
+    s: &mut State,
+    t: i64,
+    c: &Policy,
+    how: i64,
+    orders: bool,
+    churn: bool,
+    at_once: bool,
+    parts: Option<ChurnCore>,
+) -> (Vec<Transition>, Option<ChurnCore>) {
+    let mut out = Vec::new();
+    let mut parts = parts;
+    if orders || how != EVENT {
+        out.extend(settle_tier(s, t, c, how, at_once));
+    }
+    if churn || how != EVENT {
+        let (tr, p) = settle_churn(s, t, c, parts);
+        parts = Some(p);
+        out.extend(tr);
+    }
+    if orders || how != EVENT {
+        out.extend(settle_stage(s, t, c));
+    }
+    (out, parts)
+}
