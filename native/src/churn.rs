@@ -4,13 +4,10 @@
 //! as a Python float op; int / int is Python's true division, exact below 2^53), so the
 //! scores are the same to the last bit.
 
-use crate::folding::{is_open, DAY, I_TOTAL};
+use crate::folding::is_open;
 use crate::measures::{poor_survey, survey_is_poor};
 use crate::policy::Policy;
-use crate::state::Num;
-use crate::state::State;
-
-const C_SEVERITY: usize = 1;
+use crate::state::{Num, State, C_SEVERITY, DAY, I_TOTAL};
 
 /// The churn facts: recency component, the other components weighted and summed, whole
 /// days since the last order, cadence in days, `others` without engagement, engagement.

@@ -7,33 +7,17 @@
 //! would be visible to a later read (`sync`), so the two read the same values.
 
 use crate::policy::Policy;
-use crate::state::{Num, State, I_KINDS};
-
-pub const DAY: i64 = 86_400;
-pub const NO_TS: i64 = -(1 << 62);
+use crate::state::{
+    Num, State, C_BILLING, C_ESCALATED, C_OPENED, C_OPEN_SEV, C_RESOLVED, C_SEEN, C_SEVERITY, DAY,
+    I_FULL_PRICE, I_KINDS, I_TOTAL, NO_TS, O_ADJ_DAY, O_CANCEL, O_CANCELLED, O_PLACED, O_REFUNDED,
+    O_TS,
+};
 
 pub const PLACED: i64 = 0;
 pub const REFUNDED: i64 = 1;
 pub const CANCELLED: i64 = 2;
 pub const OPENED: i64 = 0;
 pub const ESCALATED: i64 = 1;
-
-// Slots: see streams/core/state.py.
-const O_TS: usize = 0;
-const O_PLACED: usize = 1;
-const O_REFUNDED: usize = 2;
-const O_CANCELLED: usize = 3;
-const O_ADJ_DAY: usize = 4;
-const O_CANCEL: usize = 5;
-const C_OPENED: usize = 0;
-const C_SEVERITY: usize = 1;
-const C_BILLING: usize = 2;
-const C_ESCALATED: usize = 3;
-const C_RESOLVED: usize = 4;
-const C_SEEN: usize = 5;
-const C_OPEN_SEV: usize = 6;
-pub const I_FULL_PRICE: usize = 6;
-pub const I_TOTAL: usize = 7;
 
 /// Python's `//` on ints: floor division.
 fn day_of(ts: i64) -> i64 {

@@ -109,6 +109,18 @@ impl PyPolicy {
     }
 }
 
+impl PyPolicy {
+    /// The churn calls refuse a policy with a churn model: its signal is not ported yet.
+    fn without_model(&self) -> PyResult<()> {
+        if self.fold.has_model {
+            return Err(PyValueError::new_err(
+                "a policy with a churn model is not ported to the native core yet",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A survey answer as the event carried it: an int stays an int, a float a float.
 fn num(x: &Bound<'_, PyAny>) -> PyResult<Num> {
     if x.is_instance_of::<PyFloat>() {
@@ -250,12 +262,8 @@ impl PyState {
         policy: &PyPolicy,
         engagement: bool,
     ) -> PyResult<((f64, f64, i64, f64, f64, f64), (f64, usize))> {
+        policy.without_model()?;
         let c = &policy.fold;
-        if c.has_model {
-            return Err(PyValueError::new_err(
-                "a policy with a churn model is not ported to the native core yet",
-            ));
-        }
         let k = churn::churn_core(&self.inner, t, c, engagement);
         Ok((
             (
@@ -272,11 +280,7 @@ impl PyState {
 
     /// `measures.churn_reasons` at `t` as (code, message) pairs.
     fn churn_reasons(&self, t: i64, policy: &PyPolicy) -> PyResult<Vec<(&'static str, String)>> {
-        if policy.fold.has_model {
-            return Err(PyValueError::new_err(
-                "a policy with a churn model is not ported to the native core yet",
-            ));
-        }
+        policy.without_model()?;
         Ok(churn::churn_reasons(&self.inner, t, &policy.fold))
     }
 
@@ -292,11 +296,7 @@ impl PyState {
         churn: bool,
         at_once: bool,
     ) -> PyResult<Vec<(&'static str, String, String, &'static str, f64)>> {
-        if policy.fold.has_model {
-            return Err(PyValueError::new_err(
-                "a policy with a churn model is not ported to the native core yet",
-            ));
-        }
+        policy.without_model()?;
         let (out, _) = stepping::settle(
             &mut self.inner,
             t,

@@ -2,9 +2,12 @@
 //! `streams/core/measures.py` (RFM, segment, qualifying tier, lifecycle, value class,
 //! surveys, intent). Its docstrings say what each means; product.md says why.
 
-use crate::folding::{is_open, DAY, NO_TS};
+use crate::folding::is_open;
 use crate::policy::Policy;
-use crate::state::{Num, State};
+use crate::state::{
+    Num, State, C_BILLING, C_SEVERITY, DAY, I_CALL, I_FULL_PRICE, I_INQUIRY, I_SITE_STORE, I_VISIT,
+    NO_TS, O_CANCELLED, O_PLACED, O_REFUNDED, O_TS,
+};
 
 pub const PROSPECT: i64 = 0;
 pub const NEW: i64 = 1;
@@ -12,18 +15,6 @@ pub const ACTIVE: i64 = 2;
 pub const REACTIVATED: i64 = 3;
 pub const SILENT: i64 = 4;
 pub const CHURNED: i64 = 5;
-
-const I_VISIT: usize = 0;
-const I_SITE_STORE: usize = 1;
-const I_CALL: usize = 2;
-const I_INQUIRY: usize = 3;
-const I_FULL_PRICE: usize = 6;
-const O_TS: usize = 0;
-const O_PLACED: usize = 1;
-const O_REFUNDED: usize = 2;
-const O_CANCELLED: usize = 3;
-const C_SEVERITY: usize = 1;
-const C_BILLING: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rfm {

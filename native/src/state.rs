@@ -11,9 +11,34 @@ use serde_json::Value;
 
 /// Bumped when the encoded layout changes; decode refuses other versions.
 pub const FORMAT: i64 = 2;
-/// Interaction day bucket slots (`I_KINDS`), order record slots, complaint record slots.
+/// Days are `epoch // DAY`; "no time" inside records (`NO_TS`), as in state.py.
+pub const DAY: i64 = 86_400;
+pub const NO_TS: i64 = -(1 << 62);
+
+// Interaction day bucket slots (state.py's I_*).
+pub const I_VISIT: usize = 0;
+pub const I_SITE_STORE: usize = 1;
+pub const I_CALL: usize = 2;
+pub const I_INQUIRY: usize = 3;
+pub const I_FULL_PRICE: usize = 6;
+pub const I_TOTAL: usize = 7;
 pub const I_KINDS: usize = 8;
+// Order record slots (O_*).
+pub const O_TS: usize = 0;
+pub const O_PLACED: usize = 1;
+pub const O_REFUNDED: usize = 2;
+pub const O_CANCELLED: usize = 3;
+pub const O_ADJ_DAY: usize = 4;
+pub const O_CANCEL: usize = 5;
 pub const O_SLOTS: usize = 6;
+// Complaint record slots (C_*).
+pub const C_OPENED: usize = 0;
+pub const C_SEVERITY: usize = 1;
+pub const C_BILLING: usize = 2;
+pub const C_ESCALATED: usize = 3;
+pub const C_RESOLVED: usize = 4;
+pub const C_SEEN: usize = 5;
+pub const C_OPEN_SEV: usize = 6;
 pub const C_SLOTS: usize = 7;
 
 /// A number as the event carried it: a survey answer may come as 3 or as 3.0, and the

@@ -3,7 +3,7 @@
 //! other shapes, fields out of range) or a year outside 1000-9999 to `strftime`, these
 //! return None and the caller keeps the Python path.
 
-const DAY: i64 = 86_400;
+use crate::state::DAY;
 
 fn two_digits(b: &[u8], i: usize) -> Option<i64> {
     let (x, y) = (b[i], b[i + 1]);
