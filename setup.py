@@ -17,6 +17,11 @@ Besides the core, the replay loop (``streams/replay.py``), the due index it and 
 worker share (``streams/schedule.py``) and the boundary's decode (``streams/contracts.py``)
 are compiled: they are the per-event path of a replay around the core.
 
+It also builds ``native/`` (Rust, PyO3) into ``streams._native`` through setuptools-rust:
+the native hot path in progress (docs/grading.md, "Native hot path"), under the same
+``GRADESTREAM_COMPILE`` (``auto``: skipped with a warning without cargo or on a build error;
+``1``: required; ``0``: not built).
+
 Editable installs (``make install``) build the extensions in place, next to the sources
 (``streams/core/*.cpython-*.so``, ``streams/replay.cpython-*.so``, ...; git-ignored). An
 extension module wins over the .py file of the same name, so after editing a compiled
@@ -67,10 +72,12 @@ def _say(message: str) -> None:
     print(f"gradestream setup.py: {message}", file=sys.stderr)
 
 
-def _fallback(why: str) -> None:
+def _fallback(
+    why: str, instead: str = "the pure-Python grading core (slower, same results)"
+) -> None:
     if MODE == "1":
         raise SystemExit(f"gradestream setup.py: GRADESTREAM_COMPILE=1 but {why}")
-    _say(f"WARNING: {why}; installing the pure-Python grading core (slower, same results)")
+    _say(f"WARNING: {why}; installing {instead}")
 
 
 def _compiler_found() -> bool:
@@ -160,7 +167,7 @@ def _rust_extensions() -> list[Any]:
     if MODE == "0":
         return []
     if shutil.which("cargo") is None:
-        _fallback("no cargo found for the native module")
+        _fallback("no cargo found", "without the native module (nothing uses it yet)")
         return []
     from setuptools_rust import Binding, RustExtension
 

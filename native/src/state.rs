@@ -327,10 +327,20 @@ impl Writer {
         }
     }
 
-    /// Shortest round-trip digits, as orjson (a whole number keeps its ".0").
+    /// Shortest round-trip digits, as orjson: a whole number keeps its ".0", and a
+    /// positive exponent has its sign (orjson `1e+16`, ryu `1e16`).
     fn float(&mut self, x: f64) {
         if x.is_finite() {
-            self.raw(ryu::Buffer::new().format_finite(x).as_bytes());
+            let mut buffer = ryu::Buffer::new();
+            let text = buffer.format_finite(x);
+            match text.split_once('e') {
+                Some((digits, exp)) if !exp.starts_with('-') => {
+                    self.raw(digits.as_bytes());
+                    self.raw(b"e+");
+                    self.raw(exp.as_bytes());
+                }
+                _ => self.raw(text.as_bytes()),
+            }
         } else {
             self.raw(b"null"); // orjson writes NaN and infinities as null
         }
