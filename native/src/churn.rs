@@ -66,6 +66,25 @@ pub fn engagement_component(s: &State, t: i64, c: &Policy) -> f64 {
     }
 }
 
+/// `measures.add_engagement` without a model: the others with engagement `eng` in [0, 1].
+pub fn add_engagement(base: f64, eng: f64, c: &Policy) -> f64 {
+    if eng <= 0.0 {
+        base
+    } else {
+        base + c.w_engagement * eng
+    }
+}
+
+/// `measures.with_engagement`: parts computed without engagement, completed with it.
+pub fn with_engagement(k: &ChurnCore, s: &State, t: i64, c: &Policy) -> ChurnCore {
+    let eng = engagement_component(s, t, c);
+    ChurnCore {
+        others: add_engagement(k.base, eng, c),
+        engagement: eng,
+        ..*k
+    }
+}
+
 /// Without `engagement`, its term is left out (0). Policies with a churn model are not
 /// ported yet: the caller checks `has_model`.
 pub fn churn_core(s: &State, t: i64, c: &Policy, engagement: bool) -> ChurnCore {

@@ -1,7 +1,7 @@
 //! Held grades and their transitions (`streams/core/stepping.py`'s `settle` and its
 //! parts): tier grace, lifecycle stage, churn alerts and cooldown.
 
-use crate::churn::{band_of, churn_core, engagement_component, score_of, ChurnCore};
+use crate::churn::{add_engagement, band_of, churn_core, score_of, with_engagement, ChurnCore};
 use crate::measures::{lifecycle, qualifying_tier};
 use crate::policy::Policy;
 use crate::state::State;
@@ -87,16 +87,7 @@ pub fn settle_stage(s: &mut State, t: i64, c: &Policy) -> Option<Transition> {
     })
 }
 
-/// `measures.add_engagement` without a model: the others with engagement `eng` in [0, 1].
-fn add_engagement(base: f64, eng: f64, c: &Policy) -> f64 {
-    if eng <= 0.0 {
-        base
-    } else {
-        base + c.w_engagement * eng
-    }
-}
-
-/// `due.engagement_sensitive`: could the engagement term alone move the band now?
+/// `due.engagement_sensitive` (here until due.py is ported): could the engagement term alone move the band now?
 pub fn engagement_sensitive(k: &ChurnCore, c: &Policy) -> bool {
     if c.w_engagement <= 0.0 {
         return false;
@@ -106,16 +97,6 @@ pub fn engagement_sensitive(k: &ChurnCore, c: &Policy) -> bool {
     c.band_mins
         .iter()
         .any(|&floor| low < floor && floor <= high)
-}
-
-/// `measures.with_engagement`: parts computed without engagement, completed with it.
-pub fn with_engagement(k: &ChurnCore, s: &State, t: i64, c: &Policy) -> ChurnCore {
-    let eng = engagement_component(s, t, c);
-    ChurnCore {
-        others: add_engagement(k.base, eng, c),
-        engagement: eng,
-        ..*k
-    }
 }
 
 /// Alert when the band reaches the alert level or drops below it, at most once a cooldown.
