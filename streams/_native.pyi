@@ -1,5 +1,7 @@
 # The native hot path (native/, Rust; docs/grading.md, "Decision"). Slice 1: the state.
 
+from typing import Any
+
 from streams.core.compiled import CompiledPolicy
 
 def reencode_state(data: bytes) -> bytes:
@@ -11,6 +13,12 @@ def parse_whole_seconds(text: str) -> int | None:
 
 def format_rfc3339(ts: int) -> str | None:
     """`timefmt.format_rfc3339` for years 1000-9999; None for other years."""
+
+# What `State.apply` and `State.advance` answer.
+APPLIED: int
+DUPLICATE: int
+ASK_PYTHON: int
+STEPPED: int
 
 def round4(x: float) -> float:
     """`measures.round4`: round(x, 4) bit for bit."""
@@ -60,3 +68,21 @@ class State:
     ) -> list[tuple[str, str, str, str, float]]: ...
     def move_to(self, t: int) -> None: ...
     def prune(self, policy: Policy) -> None: ...
+    def load(self, data: bytes) -> None:
+        """Take the state these bytes encode."""
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def as_of(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def due(self) -> int | None: ...
+    def apply(self, event: dict[str, Any], at: int, policy: Policy) -> int:
+        """`engine.apply` for a validated event: APPLIED, STEPPED (applied, with steps to
+        take), DUPLICATE, or ASK_PYTHON (untouched: the Python core must answer)."""
+    def advance(self, now: int, policy: Policy) -> int:
+        """`engine.advance`: STEPPED when there are steps to take, else APPLIED."""
+    def take_steps(self) -> list[tuple[str, int, list[Any], bytes]]:
+        """The re-grades of the last apply or advance: (cause kind, time, transitions as
+        (type, previous, current, extra, score), the state then, encoded)."""

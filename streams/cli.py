@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,14 @@ def policy_or_exit(path: Path | None) -> Policy:
         raise typer.Exit(2) from exc
 
 
+class CoreChoice(StrEnum):
+    """Which grading core replays: the same outputs from each (docs/grading.md)."""
+
+    auto = "auto"
+    native = "native"
+    python = "python"
+
+
 @app.command()
 def replay(
     source: Annotated[
@@ -77,12 +86,26 @@ def replay(
         int,
         typer.Option(min=1, help="Keep stream time per partition, as a worker on this many does."),
     ] = 1,
+    core: Annotated[
+        CoreChoice,
+        typer.Option(
+            help="Grading core: native (Rust), python, or auto (native when it is built and "
+            "the policy has no churn model). Same outputs."
+        ),
+    ] = CoreChoice.auto,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
+    from streams.core.native import core_for
     from streams.replay import replay_file
 
     end = rfc3339(as_of) if as_of is not None else None
     the_policy = policy_or_exit(policy)
+    native = {CoreChoice.auto: None, CoreChoice.native: True, CoreChoice.python: False}[core]
+    try:
+        core_name = core_for(the_policy, native).name
+    except ValueError as exc:
+        console.print(f"[red]--core {core.value}:[/red] {exc}")
+        raise typer.Exit(2) from exc
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
     started = time.perf_counter()
     with Progress(
@@ -103,10 +126,13 @@ def replay(
             as_of=end,
             partitions=partitions,
             progress=lambda done: bar.update(task, completed=done),
+            native=native,
         )
     elapsed = time.perf_counter() - started
 
-    table = Table(title=f"replay of {source} (policy {the_policy.policy_version})")
+    table = Table(
+        title=f"replay of {source} (policy {the_policy.policy_version}, {core_name} core)"
+    )
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("lines read", f"{stats.lines:,}")

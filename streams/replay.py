@@ -27,8 +27,8 @@ from streams.contracts import dead_letter, decode
 from streams.core import engine
 from streams.core.errors import Rejection
 from streams.core.grading import grade
+from streams.core.native import Core, core_for
 from streams.core.policy import Policy
-from streams.core.state import CustomerState
 from streams.schedule import DueIndex, partition_of
 
 # A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
@@ -73,11 +73,19 @@ class Replayer:
     # Under the event clock time is kept per partition, as the worker keeps it: with the
     # worker's partition count, replay sees the time each customer's partition sees.
     partitions: int = 1
-    states: dict[str, CustomerState] = field(default_factory=dict)
+    # The native core (True), the Python core (False), or the native one if it can grade
+    # under the policy (None): `streams.core.native.core_for`. Same outputs either way.
+    native: bool | None = None
+    # Each customer's state, of the core's kind: `core.python` reads one as the Python
+    # core's `CustomerState`.
+    states: dict[str, Any] = field(default_factory=dict)
     stats: ReplayStats = field(default_factory=ReplayStats)
     # Per partition: its stream time (highest event time read) and its due customers.
     times: dict[int, int] = field(default_factory=dict)
     dues: dict[int, DueIndex] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.core: Core = core_for(self.policy, self.native)
 
     def feed(self, line_no: int, raw: bytes) -> None:
         # One line at a time: for callers that have no more, and the plain reading of
@@ -98,9 +106,9 @@ class Replayer:
                 self._sweep(partition, event_time)
         state = self.states.get(customer_id)
         if state is None:
-            state = self.states[customer_id] = engine.new_state(customer_id)
+            state = self.states[customer_id] = self.core.new_state(customer_id)
         due_before = state.due
-        result = engine.apply(state, event, self.policy, at=event_time)
+        result = self.core.apply(state, event, event_time)
         if result.rejection is not None:
             self._reject(line_no, raw, result.rejection)
             return
@@ -213,17 +221,17 @@ class Replayer:
     ) -> None:
         """One customer through its decoded lines of a chunk (`mine`) and
         through its partition's rising lines (`feed_chunk`)."""
-        stats, policy = self.stats, self.policy
+        stats, core = self.stats, self.core
         partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
         lines, times = rise_lines[partition], rise_times[partition]
         state = self.states.get(customer_id)
         k = 0  # the first rising line not passed yet
         for line_no, raw, event, event_time, rises in mine:
             if state is None:
-                state = self.states[customer_id] = engine.new_state(customer_id)
+                state = self.states[customer_id] = self.core.new_state(customer_id)
             else:
                 self._sweep_one(state, lines, times, k, rises, outs)
-            result = engine.apply(state, event, policy, at=event_time)
+            result = core.apply(state, event, event_time)
             k = rises
             if result.rejection is not None:
                 dead.append((line_no, raw, result.rejection))
@@ -241,7 +249,7 @@ class Replayer:
 
     def _sweep_one(
         self,
-        state: CustomerState,
+        state: Any,
         lines: list[int],
         times: list[int],
         k: int,
@@ -254,7 +262,7 @@ class Replayer:
         while state.due is not None and k < end and times[end - 1] >= state.due:
             j = bisect_left(times, state.due, k, end)
             due, as_of = state.due, state.as_of
-            for n, output in enumerate(engine.advance(state, times[j], self.policy)):
+            for n, output in enumerate(self.core.advance(state, times[j])):
                 outs.append(((lines[j], 0, due, state.customer_id, n), output))
             if state.as_of != as_of:
                 self.stats.regraded_by_time += 1
@@ -276,7 +284,7 @@ class Replayer:
         for customer_id in index.pop_due(now):
             state = self.states[customer_id]
             as_of = state.as_of
-            self._emit_all(engine.advance(state, now, self.policy))
+            self._emit_all(self.core.advance(state, now))
             if state.as_of != as_of:  # a wake-up on a lower bound may process nothing
                 self.stats.regraded_by_time += 1
             index.set(customer_id, state.due)
@@ -292,9 +300,9 @@ class Replayer:
         if as_of is not None:
             self.sweep(as_of)
         self.stats.customers = len(self.states)
-        policy = self.policy
+        policy, python = self.policy, self.core.python
         for customer_id in sorted(self.states):
-            state = self.states[customer_id]
+            state = python(self.states[customer_id])
             if as_of is None:
                 yield engine.snapshot(state, policy)
             else:
@@ -341,6 +349,7 @@ def replay_file(
     partitions: int = 1,
     finished: Callable[[Replayer], None] | None = None,
     chunk_lines: int = CHUNK_LINES,
+    native: bool | None = None,
 ) -> ReplayStats:
     """Replay `source` into the three output files; `progress` gets bytes read so far.
 
@@ -348,7 +357,7 @@ def replay_file(
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
     `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
-    depend on it.
+    depend on it. `native`: which core grades (`Replayer.native`); nor do they on that.
     """
     with (
         source.open("rb") as src,
@@ -362,6 +371,7 @@ def replay_file(
             jsonl_writer(dead_f),
             source_name=str(source),
             partitions=partitions,
+            native=native,
         )
         chunk: list[tuple[int, bytes]] = []
         # No cyclic garbage collection while the lines are fed: the loop makes no cycles

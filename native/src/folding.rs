@@ -18,6 +18,7 @@ pub const REFUNDED: i64 = 1;
 pub const CANCELLED: i64 = 2;
 pub const OPENED: i64 = 0;
 pub const ESCALATED: i64 = 1;
+pub const RESOLVED: i64 = 2;
 
 /// Python's `//` on ints: floor division.
 fn day_of(ts: i64) -> i64 {

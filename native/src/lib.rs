@@ -4,6 +4,8 @@
 //! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
 
 pub mod churn;
+pub mod due;
+pub mod engine;
 pub mod folding;
 pub mod measures;
 pub mod policy;
@@ -13,7 +15,10 @@ pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat};
+use pyo3::intern;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
+
+use engine::{Cause, Input, Outcome, Step};
 
 use policy::Policy;
 use state::{Num, State};
@@ -57,6 +62,9 @@ impl PyPolicy {
         let get = |name: &str| -> PyResult<i64> { compiled.getattr(name)?.extract() };
         let float = |name: &str| -> PyResult<f64> { compiled.getattr(name)?.extract() };
         let fold = Policy {
+            version: compiled.getattr("version")?.extract()?,
+            rates: compiled.getattr("rates")?.extract()?,
+            full_price_max_discount: float("full_price_max_discount")?,
             window_days: get("window_days")?,
             intent_days: get("intent_days")?,
             complaint_days: get("complaint_days")?,
@@ -134,6 +142,118 @@ fn num(x: &Bound<'_, PyAny>) -> PyResult<Num> {
 #[pyclass(name = "State")]
 struct PyState {
     inner: State,
+    /// The steps of the last `apply` or `advance`, until `take_steps`.
+    steps: Vec<Step>,
+}
+
+/// What `apply` and `advance` answer (`streams/_native.pyi`).
+const APPLIED: u8 = 0;
+const DUPLICATE: u8 = 1;
+const ASK_PYTHON: u8 = 2;
+const STEPPED: u8 = 3;
+
+/// An int or float of an event, as f64; None for what the native core leaves to the Python
+/// core: a bool, an int beyond 2**52 (where sums of two stop being exact as f64, while
+/// Python's ints stay exact), a non-finite float.
+fn event_number(x: &Bound<'_, PyAny>) -> Option<f64> {
+    if x.is_instance_of::<PyFloat>() {
+        let v: f64 = x.extract().ok()?;
+        return v.is_finite().then_some(v);
+    }
+    if x.is_instance_of::<PyBool>() || !x.is_instance_of::<PyInt>() {
+        return None;
+    }
+    let v: i64 = x.extract().ok()?;
+    (v.unsigned_abs() <= 1 << 52).then_some(v as f64)
+}
+
+fn item<'py>(event: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    event.get_item(key).ok().flatten()
+}
+
+fn text(x: &Bound<'_, PyAny>) -> Option<String> {
+    Some(x.downcast::<PyString>().ok()?.to_str().ok()?.to_owned())
+}
+
+/// `engine.apply`'s reading of an event (its id, customer and time read already): None
+/// where the Python core must answer (it refuses the event, or reads an odd value).
+fn read_input(event: &Bound<'_, PyDict>, etype: &str, c: &Policy) -> Option<Input> {
+    let py = event.py();
+    let order = |kind: i64| -> Option<Input> {
+        let rate = *c.rates.get(&text(&item(event, intern!(py, "currency"))?)?)?;
+        let amount = event_number(&item(event, intern!(py, "amount"))?)?;
+        let cents = (amount * rate * 100.0).round_ties_even();
+        if cents.abs() >= (1u64 << 62) as f64 {
+            return None;
+        }
+        let discount = match item(event, intern!(py, "discount")) {
+            Some(d) if !d.is_none() => event_number(&d)?,
+            _ => 0.0,
+        };
+        let paid = amount + discount;
+        let full_price = kind == folding::PLACED
+            && (paid <= 0.0 || discount / paid <= c.full_price_max_discount);
+        Some(Input::Order {
+            kind,
+            order_id: text(&item(event, intern!(py, "order_id"))?)?,
+            cents: cents as i64,
+            full_price,
+        })
+    };
+    let complaint = |kind: i64| -> Option<Input> {
+        let severity = match text(&item(event, intern!(py, "severity"))?)?.as_str() {
+            "low" => 0,
+            "medium" => 1,
+            "high" => 2,
+            _ => return None,
+        };
+        let billing = match item(event, intern!(py, "category")) {
+            Some(x) => text(&x).is_some_and(|x| x == "billing"),
+            None => false,
+        };
+        Some(Input::Complaint {
+            kind,
+            complaint_id: text(&item(event, intern!(py, "complaint_id"))?)?,
+            severity,
+            billing,
+        })
+    };
+    let slot = |slot: usize| Some(Input::Interaction { slot, survey: None });
+    match etype {
+        "order_placed" => order(folding::PLACED),
+        "order_refunded" => order(folding::REFUNDED),
+        "order_cancelled" => order(folding::CANCELLED),
+        "complaint_opened" => complaint(folding::OPENED),
+        "complaint_escalated" => complaint(folding::ESCALATED),
+        "complaint_resolved" => complaint(folding::RESOLVED),
+        "page_view" | "app_open" => slot(state::I_VISIT),
+        "site_visit" | "store_visit" => slot(state::I_SITE_STORE),
+        "inbound_call" => slot(state::I_CALL),
+        "inquiry" | "purchase_inquiry" => slot(state::I_INQUIRY),
+        "price_inquiry" => slot(state::I_PRICE),
+        "email_open" | "email_click" | "support_chat" => slot(state::I_OTHER),
+        "survey_response" => {
+            let answer = |k: &Bound<'_, PyString>| match item(event, k) {
+                None => Some(Num::Int(-1)),
+                // NaN and bools compare otherwise in Rust: the Python core folds those.
+                Some(x) if x.is_instance_of::<PyBool>() => None,
+                Some(x) => num(&x).ok().filter(|n| match n {
+                    Num::Float(f) => f.is_finite(),
+                    Num::Int(_) => true,
+                }),
+            };
+            let survey = [
+                answer(intern!(py, "nps"))?,
+                answer(intern!(py, "csat"))?,
+                answer(intern!(py, "ces"))?,
+            ];
+            Some(Input::Interaction {
+                slot: state::I_OTHER,
+                survey: Some(survey),
+            })
+        }
+        _ => None,
+    }
 }
 
 #[pymethods]
@@ -142,13 +262,115 @@ impl PyState {
     fn new(customer_id: &str) -> Self {
         PyState {
             inner: State::new(customer_id),
+            steps: Vec::new(),
         }
     }
 
     #[staticmethod]
     fn decode(data: &[u8]) -> PyResult<Self> {
         let inner = State::decode(data).map_err(PyValueError::new_err)?;
-        Ok(PyState { inner })
+        Ok(PyState {
+            inner,
+            steps: Vec::new(),
+        })
+    }
+
+    /// Take the state of these bytes (what the Python core left after an event it applied).
+    fn load(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner = State::decode(data).map_err(PyValueError::new_err)?;
+        Ok(())
+    }
+
+    #[getter]
+    fn customer_id(&self) -> &str {
+        &self.inner.customer_id
+    }
+
+    #[getter]
+    fn as_of(&self) -> i64 {
+        self.inner.as_of
+    }
+
+    #[getter]
+    fn seq(&self) -> i64 {
+        self.inner.seq
+    }
+
+    #[getter]
+    fn due(&self) -> Option<i64> {
+        self.inner.due
+    }
+
+    /// `engine.apply(state, event, policy, at=at)` for a validated event: APPLIED, STEPPED
+    /// (applied; `take_steps` has the re-grades to emit), DUPLICATE, or ASK_PYTHON (the
+    /// state is untouched: the Python core must apply this event, or say why it refuses it).
+    fn apply(&mut self, event: &Bound<'_, PyDict>, at: i64, policy: &PyPolicy) -> PyResult<u8> {
+        policy.without_model()?;
+        let py = event.py();
+            let (Some(event_id), Some(customer_id), Some(etype)) = (
+            item(event, intern!(py, "event_id")).and_then(|x| text(&x)),
+            item(event, intern!(py, "customer_id")).and_then(|x| text(&x)),
+            item(event, intern!(py, "type")).and_then(|x| text(&x)),
+        ) else {
+            return Ok(ASK_PYTHON);
+        };
+        if customer_id != self.inner.customer_id {
+            return Ok(ASK_PYTHON);
+        }
+        let input = read_input(event, &etype, &policy.fold).unwrap_or(Input::Refused);
+        self.steps.clear();
+        let outcome = engine::apply(
+            &mut self.inner,
+            &event_id,
+            at,
+            &input,
+            &policy.fold,
+            &mut self.steps,
+        );
+        Ok(match outcome {
+            Outcome::Duplicate => DUPLICATE,
+            Outcome::Refused => ASK_PYTHON,
+            Outcome::Applied if self.steps.is_empty() => APPLIED,
+            Outcome::Applied => STEPPED,
+        })
+    }
+
+    /// `engine.advance(state, now, policy)`: STEPPED when `take_steps` has re-grades to
+    /// emit, else APPLIED.
+    fn advance(&mut self, now: i64, policy: &PyPolicy) -> PyResult<u8> {
+        policy.without_model()?;
+        self.steps.clear();
+        engine::advance(&mut self.inner, now, &policy.fold, &mut self.steps);
+        Ok(if self.steps.is_empty() { APPLIED } else { STEPPED })
+    }
+
+    /// The steps of the last `apply` or `advance`, each (cause kind, time, transitions as
+    /// (type, previous, current, extra, score), the state then, encoded).
+    #[allow(clippy::type_complexity)]
+    fn take_steps<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> Vec<(
+        &'static str,
+        i64,
+        Vec<(&'static str, String, String, &'static str, f64)>,
+        Bound<'py, PyBytes>,
+    )> {
+        self.steps
+            .drain(..)
+            .map(|(cause, t, trans, data)| {
+                let kind = match cause {
+                    Cause::Event => "event",
+                    Cause::Inactivity => "inactivity",
+                    Cause::PolicyChange => "policy_change",
+                };
+                let trans = trans
+                    .into_iter()
+                    .map(|x| (x.kind, x.previous, x.current, x.extra, x.score))
+                    .collect();
+                (kind, t, trans, PyBytes::new(py, &data))
+            })
+            .collect()
     }
 
     fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -328,6 +550,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_whole_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(format_rfc3339, m)?)?;
     m.add_function(wrap_pyfunction!(round4, m)?)?;
+    m.add("APPLIED", APPLIED)?;
+    m.add("DUPLICATE", DUPLICATE)?;
+    m.add("ASK_PYTHON", ASK_PYTHON)?;
+    m.add("STEPPED", STEPPED)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyState>()?;
     Ok(())

@@ -2,8 +2,14 @@
 //! CompiledPolicy`, the same names, taken from it (`lib.rs`), never parsed here: the
 //! policy file is read and validated once, by the Python side.
 
+use std::collections::HashMap;
+
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
+    pub version: String,
+    // orders: the rates to the base currency, and what a full-price order may be discounted
+    pub rates: HashMap<String, f64>,
+    pub full_price_max_discount: f64,
     // windows and caps
     pub window_days: i64,
     pub intent_days: i64,

@@ -20,6 +20,8 @@ pub const I_VISIT: usize = 0;
 pub const I_SITE_STORE: usize = 1;
 pub const I_CALL: usize = 2;
 pub const I_INQUIRY: usize = 3;
+pub const I_PRICE: usize = 4;
+pub const I_OTHER: usize = 5;
 pub const I_FULL_PRICE: usize = 6;
 pub const I_TOTAL: usize = 7;
 pub const I_KINDS: usize = 8;
@@ -55,6 +57,9 @@ pub struct State {
     pub as_of: i64,
     pub seq: i64,
     pub due: Option<i64>,
+    /// (seq, as_of, due) when `due` was last computed exactly (not encoded: None on
+    /// decode, as in the Python core).
+    pub exact_due: Option<(i64, i64, Option<i64>)>,
     pub policy_version: String,
     /// day -> [orders, net cents], inside the RFM window.
     pub days: IndexMap<i64, [i64; 2]>,
@@ -110,6 +115,7 @@ impl State {
             as_of: int(&a[2], "as_of")?,
             seq: int(&a[3], "seq")?,
             due: opt(&a[4], "due")?,
+            exact_due: None,
             policy_version: string(&a[5], "policy_version")?,
             win_count: days.values().map(|b| b[0]).sum(),
             win_cents: days.values().map(|b| b[1]).sum(),

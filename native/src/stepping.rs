@@ -1,7 +1,10 @@
 //! Held grades and their transitions (`streams/core/stepping.py`'s `settle` and its
-//! parts): tier grace, lifecycle stage, churn alerts and cooldown.
+//! parts): tier grace, lifecycle stage, churn alerts and cooldown; `roll` through due
+//! times and `regrade` under a new policy.
 
 use crate::churn::{add_engagement, band_of, churn_core, score_of, with_engagement, ChurnCore};
+use crate::due::next_due_c;
+use crate::folding::prune;
 use crate::measures::{lifecycle, qualifying_tier};
 use crate::policy::Policy;
 use crate::state::State;
@@ -173,4 +176,55 @@ pub fn settle(
         out.extend(settle_stage(s, t, c));
     }
     (out, parts)
+}
+
+/// A step of `roll` that changed something: its time, its transitions, and the state as of
+/// that time, encoded (the output events quote the grade of their own time).
+pub type Step = (i64, Vec<Transition>, Vec<u8>);
+
+/// Re-grade at every due time <= `now` in turn; true if at least one was processed
+/// (`stepping.roll`: as_of ends at the last due time processed, never at `now`).
+/// The steps that changed something are pushed to `steps`.
+pub fn roll(s: &mut State, now: i64, c: &Policy, steps: &mut Vec<Step>) -> bool {
+    let mut due = match s.due {
+        Some(due) if due <= now => due,
+        _ => return false,
+    };
+    let mut next = Some(due);
+    if s.exact_due != Some((s.seq, s.as_of, Some(due))) {
+        next = next_due_c(s, c, None);
+    }
+    let mut stepped = false;
+    while let Some(d) = next.filter(|&d| d <= now) {
+        due = d;
+        s.as_of = due; // due times are always after as_of
+        prune(s, c);
+        let (tr, parts) = settle(s, due, c, TIME, true, true, false, None);
+        next = next_due_c(s, c, parts.as_ref());
+        s.due = next;
+        stepped = true;
+        if !tr.is_empty() {
+            steps.push((due, tr, s.encode()));
+        }
+    }
+    s.due = next;
+    s.exact_due = Some((s.seq, s.as_of, next));
+    stepped
+}
+
+/// Re-grade under a new policy at max(as_of, now): every held grade moves at once.
+pub fn regrade(s: &mut State, now: i64, c: &Policy) -> Vec<Transition> {
+    if now > s.as_of {
+        s.as_of = now;
+    }
+    prune(s, c);
+    s.policy_version.clone_from(&c.version);
+    s.seq += 1;
+    if !s.band.is_empty() && !c.band_names.contains(&s.band) {
+        s.band.clear();
+    }
+    let (out, _) = settle(s, s.as_of, c, POLICY, true, true, false, None);
+    s.due = next_due_c(s, c, None);
+    s.exact_due = Some((s.seq, s.as_of, s.due));
+    out
 }

@@ -96,8 +96,10 @@ __all__ = [
     "Result",
     "advance",
     "apply",
+    "event_cause",
     "event_time",
     "new_state",
+    "outputs",
     "regrade_for_policy",
     "revision",
     "snapshot",
@@ -173,13 +175,15 @@ def _refuse(code: str, message: str) -> Result:
     return Result(rejection=Rejection(code, message))
 
 
-def _event_cause(event: dict[str, Any]) -> dict[str, Any]:
+def event_cause(event: dict[str, Any]) -> dict[str, Any]:
+    """The cause of the outputs an event brought about."""
     return {"kind": "event", "event_type": event["type"], "event_id": event["event_id"]}
 
 
-def _outputs(
+def outputs(
     s: CustomerState, t: int, trans: list[Transition], cause: dict[str, Any], c: CompiledPolicy
 ) -> list[dict[str, Any]]:
+    """The output events of transitions `trans` at ``t``, of `s` as of ``t``."""
     at = format_rfc3339(t)
     key_tail = "\x1f".join(
         (cause["kind"], cause.get("event_type", ""), cause.get("event_id", ""), at, c.version)
@@ -214,7 +218,7 @@ def _advance(s: CustomerState, now: int, c: CompiledPolicy) -> list[dict[str, An
     out: list[dict[str, Any]] = []
 
     def emit(t: int, trans: list[Transition]) -> None:
-        out.extend(_outputs(s, t, trans, {"kind": "inactivity"}, c))
+        out.extend(outputs(s, t, trans, {"kind": "inactivity"}, c))
 
     roll(s, now, c, emit)
     return out
@@ -389,7 +393,7 @@ def apply(
         due = _churn_due(s, c, parts, due)
     s.due = due
     if trans:
-        out.extend(_outputs(s, t, trans, _event_cause(event), c))
+        out.extend(outputs(s, t, trans, event_cause(event), c))
     return Result(outputs=out, changed=True)
 
 
@@ -456,7 +460,7 @@ def regrade_for_policy(state: CustomerState, now: int, policy: Policy) -> list[d
     """
     c = policy.compiled
     trans = regrade(state, now, c)
-    return _outputs(state, state.as_of, trans, {"kind": "policy_change"}, c)
+    return outputs(state, state.as_of, trans, {"kind": "policy_change"}, c)
 
 
 def snapshot(state: CustomerState, policy: Policy) -> dict[str, Any]:

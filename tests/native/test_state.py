@@ -15,7 +15,7 @@ from streams.simulate import SimConfig, generate
 @pytest.fixture(scope="module")
 def replayed() -> dict[str, CustomerState]:
     """The states of a replay with lateness, duplicates, refunds, complaints and surveys."""
-    replayer = Replayer(load_policy(None), emit=lambda _: None, dead=lambda _: None)
+    replayer = Replayer(load_policy(None), emit=lambda _: None, dead=lambda _: None, native=False)
     config = SimConfig(late_rate=0.05, duplicate_rate=0.03)
     for n, record in enumerate(generate(400, 400, 7, config=config)):
         replayer.feed(n, record.value)
