@@ -86,3 +86,27 @@ class State:
     def take_steps(self) -> list[tuple[str, int, list[Any], bytes]]:
         """The re-grades of the last apply or advance: (cause kind, time, transitions as
         (type, previous, current, extra, score), the state then, encoded)."""
+    # Due times (`streams.core.due`) at the state's as_of; ValueError for a policy with a
+    # churn model (not ported).
+    def next_due(self, policy: Policy) -> int | None:
+        """`due.next_due_c`."""
+    def dues(
+        self, policy: Policy
+    ) -> tuple[
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+    ]:
+        """(orders_due, order_times_due, intent_grade_due, complaints_due, holds_due,
+        churn_due, churn_due with the worst engagement, band_due with the exact parts)."""
+    def churn_due_before(self, before: int, worst_engagement: bool, policy: Policy) -> int | None:
+        """`due.churn_due` with a due already known."""
+    def band_due_before(self, before: int, policy: Policy) -> int | None:
+        """`due.band_due` with the exact parts and a due already known."""
+    def indicator_reached(self, slot: int, day: int, policy: Policy) -> bool:
+        """`due.indicator_reached`; ValueError for a day without a bucket or a wrong slot."""

@@ -85,6 +85,22 @@ pub fn with_engagement(k: &ChurnCore, s: &State, t: i64, c: &Policy) -> ChurnCor
     }
 }
 
+/// `measures.recency_component`: the overdue ramp, clamped to [0, 1] by Python's
+/// conditional. Not `f64::clamp` (which `churn_core` uses): that keeps a -0.0, which the
+/// conditional turns into 0.0 (NaN stays NaN either way).
+#[allow(clippy::manual_clamp)]
+pub fn recency_component(days: i64, cadence: f64, c: &Policy) -> f64 {
+    let ratio = days as f64 / cadence;
+    let x = (ratio - c.overdue_start) / (c.overdue_full - c.overdue_start);
+    if x <= 0.0 {
+        0.0
+    } else if x >= 1.0 {
+        1.0
+    } else {
+        x
+    }
+}
+
 /// Without `engagement`, its term is left out (0). Policies with a churn model are not
 /// ported yet: the caller checks `has_model`.
 pub fn churn_core(s: &State, t: i64, c: &Policy, engagement: bool) -> ChurnCore {

@@ -542,6 +542,79 @@ impl PyState {
     fn prune(&mut self, policy: &PyPolicy) {
         folding::prune(&mut self.inner, &policy.fold);
     }
+
+    // ---- due times (`streams.core.due`), at the state's as_of ----
+
+    /// `due.next_due_c` (the churn parts computed).
+    fn next_due(&self, policy: &PyPolicy) -> PyResult<Option<i64>> {
+        policy.without_model()?;
+        Ok(due::next_due_c(&self.inner, &policy.fold, None))
+    }
+
+    /// The parts of the due, each on its own: (orders_due, order_times_due,
+    /// intent_grade_due, complaints_due, holds_due, churn_due, churn_due with the worst
+    /// engagement, band_due with the exact parts).
+    #[allow(clippy::type_complexity)]
+    fn dues(
+        &self,
+        policy: &PyPolicy,
+    ) -> PyResult<(
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    )> {
+        policy.without_model()?;
+        let (s, c) = (&self.inner, &policy.fold);
+        let k = churn::churn_core(s, s.as_of, c, true);
+        Ok((
+            due::orders_due(s, c),
+            due::order_times_due(s, c),
+            due::intent_grade_due(s, c),
+            due::complaints_due(s, c),
+            due::holds_due(s, c),
+            due::churn_due(s, c, None, None, false),
+            due::churn_due(s, c, None, None, true),
+            due::band_due(s, c, &k, None),
+        ))
+    }
+
+    /// `due.churn_due` (the parts computed) with a due already known, `before`.
+    fn churn_due_before(
+        &self,
+        before: i64,
+        worst_engagement: bool,
+        policy: &PyPolicy,
+    ) -> PyResult<Option<i64>> {
+        policy.without_model()?;
+        let (s, c) = (&self.inner, &policy.fold);
+        Ok(due::churn_due(s, c, None, Some(before), worst_engagement))
+    }
+
+    /// `due.band_due` with the exact parts and a due already known, `before`.
+    fn band_due_before(&self, before: i64, policy: &PyPolicy) -> PyResult<Option<i64>> {
+        policy.without_model()?;
+        let (s, c) = (&self.inner, &policy.fold);
+        let k = churn::churn_core(s, s.as_of, c, true);
+        Ok(due::band_due(s, c, &k, Some(before)))
+    }
+
+    /// `due.indicator_reached`: did the unit just folded into `slot` on `day` bring an
+    /// intent indicator to A? ValueError for a day without a bucket or a wrong slot.
+    fn indicator_reached(&self, slot: usize, day: i64, policy: &PyPolicy) -> PyResult<bool> {
+        policy.without_model()?;
+        let s = &self.inner;
+        if slot >= state::I_KINDS || !s.idays.iter().any(|(d, _)| *d == day) {
+            return Err(PyValueError::new_err(format!(
+                "no interaction bucket for slot {slot} on day {day}"
+            )));
+        }
+        Ok(due::indicator_reached(s, slot, day, &policy.fold))
+    }
 }
 
 #[pymodule]

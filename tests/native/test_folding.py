@@ -6,6 +6,7 @@ step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 import streams._native as native
 from streams.core import engine, folding, stepping
-from streams.core.compiled import DAY, compile_policy
+from streams.core.compiled import DAY, CompiledPolicy, compile_policy
 from streams.core.policy import load_policy
 from streams.core.state import CustomerState, encode, new_state
 
@@ -72,15 +73,24 @@ OP = st.one_of(
 )
 
 
-def run(ops: list[tuple[Any, ...]]) -> tuple[CustomerState, native.State]:
-    """Both states after `ops`, checked equal after every step."""
+# After each step: the step, both states and what the fold returned (an interaction's day).
+Each = Callable[[tuple[Any, ...], CustomerState, native.State, Any], None]
+
+
+def run(
+    ops: list[tuple[Any, ...]],
+    each: Each | None = None,
+    policy: tuple[CompiledPolicy, native.Policy] = (COMPILED, NATIVE_POLICY),
+) -> tuple[CustomerState, native.State]:
+    """Both states after `ops`, checked equal after every step (and by `each`)."""
     py, rs = new_state("c-1"), native.State("c-1")
     py.as_of = START
     rs.move_to(START)
-    c, n = COMPILED, NATIVE_POLICY
+    c, n = policy
     for op in ops:
         name, args = op[0], op[1:]
         now = py.as_of
+        day: int | None = None
         if name == "move":
             folding.move_to(py, now + args[0])
             rs.move_to(now + args[0])
@@ -114,6 +124,8 @@ def run(ops: list[tuple[Any, ...]]) -> tuple[CustomerState, native.State]:
             rs.fold_survey(now - back, nps, csat, ces)
         assert rs.encode() == encode(py), op
         assert rs.window == (py.win_count, py.win_cents), op
+        if each is not None:
+            each(op, py, rs, day)
     return py, rs
 
 
