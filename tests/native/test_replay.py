@@ -30,7 +30,7 @@ _CONFIG = SimConfig(late_rate=0.08, late_max_days=12.0, duplicate_rate=0.05)
 def _odd_lines() -> list[bytes]:
     """Valid lines the simulator does not write: an unknown currency, a refund of an
     order never seen, a re-placed order with a discount, a survey answered as 3.0."""
-    base = {"customer_id": "c-odd", "occurred_at": "2024-03-01T10:00:00Z"}
+    base = {"customer_id": "c-odd", "occurred_at": "2024-10-28T10:00:00Z"}
     events: list[dict[str, Any]] = [
         {"type": "order_placed", "order_id": "o1", "amount": 12.5, "currency": "XXX"},
         {"type": "order_placed", "order_id": "o1", "amount": 900, "currency": "EUR"},
@@ -61,8 +61,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for _ in range(80):  # lines moved far back: too late for some customers, not others
         a, b = rng.randrange(len(lines)), rng.randrange(len(lines))
         lines[a], lines[b] = lines[b], lines[a]
-    for line in _odd_lines():
-        lines.insert(rng.randrange(len(lines)), line)
+    lines += _odd_lines()  # after the simulation's last day, so that none is too late
     path = tmp_path_factory.mktemp("native-replay") / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
@@ -147,7 +146,7 @@ def test_a_policy_change_regrades_alike(strict: Path) -> None:
             "type": "order_placed",
             "occurred_at": f"2024-0{n + 1}-10T12:00:00Z",
             "order_id": f"o{n}",
-            "amount": 700 * (n + 1),
+            "amount": 1000 * (n + 1),
             "currency": "USD",
         }
         for n in range(4)
@@ -163,13 +162,14 @@ def test_a_policy_change_regrades_alike(strict: Path) -> None:
         r = after.apply(s, events[3], engine.event_time(events[3]))
         results.append((r.outputs, encode(after.python(s))))
     assert results[0] == results[1]
-    assert {o["cause"]["kind"] for o in results[0][0]} == {"policy_change", "event"}
+    assert results[0][0][0]["cause"] == {"kind": "policy_change"}
 
 
 def test_what_the_native_core_leaves_to_the_python_core() -> None:
-    """An amount beyond 2**52 (exact in Python's ints, not as f64) and a bool survey
-    answer are applied by the Python core to a copy, which the native state takes back:
-    the same result as the Python core's own."""
+    """An amount beyond 2**52 (exact in Python's ints; as f64, sums of two may not be;
+    beyond the schema's range too, so only a caller skipping it sends one) is applied by
+    the Python core to a copy, which the native state takes back: the same result as the
+    Python core's own, and the next event runs natively again."""
     policy = load_policy(None)
     events: list[dict[str, Any]] = [
         {
@@ -178,15 +178,8 @@ def test_what_the_native_core_leaves_to_the_python_core() -> None:
             "type": "order_placed",
             "occurred_at": "2024-01-10T12:00:00Z",
             "order_id": "o1",
-            "amount": 2**60 + 1,
+            "amount": 2**53 + 1,
             "currency": "USD",
-        },
-        {
-            "event_id": "e2",
-            "customer_id": "c-1",
-            "type": "survey_response",
-            "occurred_at": "2024-01-11T12:00:00Z",
-            "nps": True,
         },
         {
             "event_id": "e3",
@@ -198,7 +191,7 @@ def test_what_the_native_core_leaves_to_the_python_core() -> None:
     py, rs = PythonCore(policy), NativeCore(policy)
     # Left to the Python core indeed: the native state answers ASK_PYTHON, untouched.
     fresh = rs.new_state("c-1")
-    for ev in events[:2]:
+    for ev in events[:1]:
         assert fresh.apply(ev, engine.event_time(ev), rs.fold) == native.ASK_PYTHON
         assert fresh.seq == 0
     a, b = py.new_state("c-1"), rs.new_state("c-1")
