@@ -23,6 +23,31 @@ STEPPED: int
 def round4(x: float) -> float:
     """`measures.round4`: round(x, 4) bit for bit."""
 
+class Event:
+    """An input event read by the native boundary (`Decoder.decode`)."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def at(self) -> int:
+        """occurred_at as epoch seconds (`engine.event_time`)."""
+    @property
+    def raw(self) -> bytes:
+        """The line it was read from."""
+
+class Decoder:
+    """The boundary's fast path for a file's lines (native/src/decode.rs)."""
+
+    def __init__(
+        self, schemas: list[tuple[str, str, str]], topic_of_type: dict[str, str], policy: Policy
+    ) -> None: ...
+    def decode(self, raw: bytes) -> Event | None:
+        """The event of a line, or None: `contracts.decode` decides."""
+
 class Policy:
     """The policy values the native code reads, from a compiled policy."""
 
@@ -78,9 +103,10 @@ class State:
     def seq(self) -> int: ...
     @property
     def due(self) -> int | None: ...
-    def apply(self, event: dict[str, Any], at: int, policy: Policy) -> int:
-        """`engine.apply` for a validated event: APPLIED, STEPPED (applied, with steps to
-        take), DUPLICATE, or ASK_PYTHON (untouched: the Python core must answer)."""
+    def apply(self, event: Event, policy: Policy) -> int:
+        """`engine.apply` for an event of the native boundary: APPLIED, STEPPED (applied,
+        with steps to take), DUPLICATE, or ASK_PYTHON (untouched: the Python core must
+        apply it, or say why it refuses it)."""
     def advance(self, now: int, policy: Policy) -> int:
         """`engine.advance`: STEPPED when there are steps to take, else APPLIED."""
     def take_steps(self) -> list[tuple[str, int, list[Any], bytes]]:

@@ -95,7 +95,7 @@ def replay(
     ] = CoreChoice.auto,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
-    from streams.core.native import core_for
+    from streams.cores import core_for
     from streams.replay import replay_file
 
     end = rfc3339(as_of) if as_of is not None else None

@@ -42,6 +42,7 @@ __all__ = [
     "dead_letter",
     "decode",
     "schema",
+    "schema_sources",
     "validate_output",
 ]
 
@@ -196,6 +197,15 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = _topic_of_type(_DOCS)
 # Hot-path lookups: decode() touches only these.
 _INPUT_VALIDATORS: Final = {topic: _VALIDATORS[topic] for topic in INPUT_TOPICS}
 _INPUT_TOPIC_SET: Final = frozenset(INPUT_TOPICS)
+
+
+def schema_sources() -> list[tuple[str, str, str]]:
+    """(name, file URI, JSON text) of every schema: what the native boundary
+    (`streams._native.Decoder`) compiles, as `_load` does here."""
+    return [
+        (path.stem, path.resolve().as_uri(), path.read_text(encoding="utf-8"))
+        for path in sorted(SCHEMAS_DIR.glob("*.json"))
+    ]
 
 
 def schema(name: str) -> dict[str, Any]:

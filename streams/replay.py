@@ -27,13 +27,14 @@ from streams.contracts import dead_letter, decode
 from streams.core import engine
 from streams.core.errors import Rejection
 from streams.core.grading import grade
-from streams.core.native import Core, core_for
 from streams.core.policy import Policy
+from streams.cores import Core, core_for
 from streams.schedule import DueIndex, partition_of
 
-# A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
-# many of its partition's rising lines are at or before it.
-_Line = tuple[int, bytes, dict[str, Any], int, int]
+# A decoded line in `Replayer.feed_chunk`: its number, bytes, event (the core's: a dict,
+# or the native boundary's `Event`), event time, and how many of its partition's rising
+# lines are at or before it.
+_Line = tuple[int, bytes, Any, int, int]
 
 # Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
 # holds, the more of them are applied with its state hot; each line held costs ~1 KB
@@ -74,7 +75,7 @@ class Replayer:
     # worker's partition count, replay sees the time each customer's partition sees.
     partitions: int = 1
     # The native core (True), the Python core (False), or the native one if it can grade
-    # under the policy (None): `streams.core.native.core_for`. Same outputs either way.
+    # under the policy (None): `streams.cores.core_for`. Same outputs either way.
     native: bool | None = None
     # Each customer's state, of the core's kind: `core.python` reads one as the Python
     # core's `CustomerState`.
@@ -123,16 +124,20 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
-    def _read(self, raw: bytes) -> tuple[dict[str, Any], str, int, int] | Rejection:
+    def _read(self, raw: bytes) -> tuple[Any, str, int, int] | Rejection:
         """Count and decode one line; for an event, move stream time and say
         (event, customer_id, event time, partition)."""
         stats = self.stats
         stats.lines += 1
-        decoded = decode(raw)
-        if isinstance(decoded, Rejection):
-            return decoded
-        event, _, customer_id, _ = decoded
-        event_time = engine.event_time(event)
+        event: Any = self.core.decode(raw)
+        if event is not None:  # the native boundary's event
+            customer_id, event_time = event.customer_id, event.at
+        else:
+            decoded = decode(raw)
+            if isinstance(decoded, Rejection):
+                return decoded
+            event, _, customer_id, _ = decoded
+            event_time = engine.event_time(event)
         if stats.stream_time is None or event_time > stats.stream_time:
             stats.stream_time = event_time
         partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)

@@ -4,6 +4,7 @@
 //! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
 
 pub mod churn;
+pub mod decode;
 pub mod due;
 pub mod engine;
 pub mod folding;
@@ -15,10 +16,11 @@ pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::intern;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
+use std::collections::HashMap;
 
-use engine::{Cause, Input, Outcome, Step};
+use pyo3::types::{PyBytes, PyFloat};
+
+use engine::{Cause, Outcome, Step};
 
 use policy::Policy;
 use state::{Num, State};
@@ -152,107 +154,82 @@ const DUPLICATE: u8 = 1;
 const ASK_PYTHON: u8 = 2;
 const STEPPED: u8 = 3;
 
-/// An int or float of an event, as f64; None for what the native core leaves to the Python
-/// core: a bool, an int beyond 2**52 (where sums of two stop being exact as f64, while
-/// Python's ints stay exact), a non-finite float.
-fn event_number(x: &Bound<'_, PyAny>) -> Option<f64> {
-    if x.is_instance_of::<PyFloat>() {
-        let v: f64 = x.extract().ok()?;
-        return v.is_finite().then_some(v);
+/// An input event read by the native boundary (`Decoder.decode`).
+#[pyclass(name = "Event", frozen)]
+struct PyEvent {
+    event: decode::Event,
+    raw: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PyEvent {
+    #[getter]
+    fn customer_id(&self) -> &str {
+        &self.event.customer_id
     }
-    if x.is_instance_of::<PyBool>() || !x.is_instance_of::<PyInt>() {
-        return None;
+
+    #[getter]
+    fn event_id(&self) -> &str {
+        &self.event.event_id
     }
-    let v: i64 = x.extract().ok()?;
-    (v.unsigned_abs() <= 1 << 52).then_some(v as f64)
+
+    #[getter]
+    fn r#type(&self) -> &str {
+        &self.event.etype
+    }
+
+    /// occurred_at as epoch seconds (`engine.event_time`).
+    #[getter]
+    fn at(&self) -> i64 {
+        self.event.at
+    }
+
+    /// The line it was read from.
+    #[getter]
+    fn raw(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.raw.clone_ref(py)
+    }
 }
 
-fn item<'py>(event: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-    event.get_item(key).ok().flatten()
+/// The boundary's fast path for a file's lines (`native/src/decode.rs`).
+#[pyclass(name = "Decoder", frozen)]
+struct PyDecoder {
+    decoder: decode::Decoder,
+    fold: Policy,
 }
 
-fn text(x: &Bound<'_, PyAny>) -> Option<String> {
-    Some(x.downcast::<PyString>().ok()?.to_str().ok()?.to_owned())
-}
-
-/// `engine.apply`'s reading of an event (its id, customer and time read already): None
-/// where the Python core must answer (it refuses the event, or reads an odd value).
-fn read_input(event: &Bound<'_, PyDict>, etype: &str, c: &Policy) -> Option<Input> {
-    let py = event.py();
-    let order = |kind: i64| -> Option<Input> {
-        let rate = *c.rates.get(&text(&item(event, intern!(py, "currency"))?)?)?;
-        let amount = event_number(&item(event, intern!(py, "amount"))?)?;
-        let cents = (amount * rate * 100.0).round_ties_even();
-        if cents.abs() >= (1u64 << 62) as f64 {
-            return None;
-        }
-        let discount = match item(event, intern!(py, "discount")) {
-            Some(d) if !d.is_none() => event_number(&d)?,
-            _ => 0.0,
-        };
-        let paid = amount + discount;
-        let full_price = kind == folding::PLACED
-            && (paid <= 0.0 || discount / paid <= c.full_price_max_discount);
-        Some(Input::Order {
-            kind,
-            order_id: text(&item(event, intern!(py, "order_id"))?)?,
-            cents: cents as i64,
-            full_price,
-        })
-    };
-    let complaint = |kind: i64| -> Option<Input> {
-        let severity = match text(&item(event, intern!(py, "severity"))?)?.as_str() {
-            "low" => 0,
-            "medium" => 1,
-            "high" => 2,
-            _ => return None,
-        };
-        let billing = match item(event, intern!(py, "category")) {
-            Some(x) => text(&x).is_some_and(|x| x == "billing"),
-            None => false,
-        };
-        Some(Input::Complaint {
-            kind,
-            complaint_id: text(&item(event, intern!(py, "complaint_id"))?)?,
-            severity,
-            billing,
-        })
-    };
-    let slot = |slot: usize| Some(Input::Interaction { slot, survey: None });
-    match etype {
-        "order_placed" => order(folding::PLACED),
-        "order_refunded" => order(folding::REFUNDED),
-        "order_cancelled" => order(folding::CANCELLED),
-        "complaint_opened" => complaint(folding::OPENED),
-        "complaint_escalated" => complaint(folding::ESCALATED),
-        "complaint_resolved" => complaint(folding::RESOLVED),
-        "page_view" | "app_open" => slot(state::I_VISIT),
-        "site_visit" | "store_visit" => slot(state::I_SITE_STORE),
-        "inbound_call" => slot(state::I_CALL),
-        "inquiry" | "purchase_inquiry" => slot(state::I_INQUIRY),
-        "price_inquiry" => slot(state::I_PRICE),
-        "email_open" | "email_click" | "support_chat" => slot(state::I_OTHER),
-        "survey_response" => {
-            let answer = |k: &Bound<'_, PyString>| match item(event, k) {
-                None => Some(Num::Int(-1)),
-                // NaN and bools compare otherwise in Rust: the Python core folds those.
-                Some(x) if x.is_instance_of::<PyBool>() => None,
-                Some(x) => num(&x).ok().filter(|n| match n {
-                    Num::Float(f) => f.is_finite(),
-                    Num::Int(_) => true,
-                }),
-            };
-            let survey = [
-                answer(intern!(py, "nps"))?,
-                answer(intern!(py, "csat"))?,
-                answer(intern!(py, "ces"))?,
-            ];
-            Some(Input::Interaction {
-                slot: state::I_OTHER,
-                survey: Some(survey),
+#[pymethods]
+impl PyDecoder {
+    /// `schemas`: (name, file URI, JSON text) of every schema of `schemas/`;
+    /// `topic_of_type`: `contracts.TOPIC_OF_TYPE`. The policy gives the currency rates.
+    #[new]
+    fn new(
+        schemas: Vec<(String, String, String)>,
+        topic_of_type: HashMap<String, String>,
+        policy: &PyPolicy,
+    ) -> PyResult<Self> {
+        let docs = schemas
+            .into_iter()
+            .map(|(name, uri, text)| {
+                let doc = serde_json::from_str(&text)
+                    .map_err(|e| PyValueError::new_err(format!("{name}.json: {e}")))?;
+                Ok((name, uri, doc))
             })
-        }
-        _ => None,
+            .collect::<PyResult<Vec<_>>>()?;
+        let decoder = decode::Decoder::new(&docs, topic_of_type).map_err(PyValueError::new_err)?;
+        Ok(PyDecoder {
+            decoder,
+            fold: policy.fold.clone(),
+        })
+    }
+
+    /// The event of a line, or None: `contracts.decode` decides (and refuses or takes it).
+    fn decode(&self, raw: &Bound<'_, PyBytes>) -> Option<PyEvent> {
+        let event = self.decoder.decode(raw.as_bytes(), &self.fold)?;
+        Some(PyEvent {
+            event,
+            raw: raw.clone().unbind(),
+        })
     }
 }
 
@@ -301,29 +278,21 @@ impl PyState {
         self.inner.due
     }
 
-    /// `engine.apply(state, event, policy, at=at)` for a validated event: APPLIED, STEPPED
-    /// (applied; `take_steps` has the re-grades to emit), DUPLICATE, or ASK_PYTHON (the
-    /// state is untouched: the Python core must apply this event, or say why it refuses it).
-    fn apply(&mut self, event: &Bound<'_, PyDict>, at: i64, policy: &PyPolicy) -> PyResult<u8> {
+    /// `engine.apply` for an event of the native boundary: APPLIED, STEPPED (applied;
+    /// `take_steps` has the re-grades to emit), DUPLICATE, or ASK_PYTHON (the state is
+    /// untouched: the Python core must apply this event, or say why it refuses it).
+    fn apply(&mut self, event: &PyEvent, policy: &PyPolicy) -> PyResult<u8> {
         policy.without_model()?;
-        let py = event.py();
-            let (Some(event_id), Some(customer_id), Some(etype)) = (
-            item(event, intern!(py, "event_id")).and_then(|x| text(&x)),
-            item(event, intern!(py, "customer_id")).and_then(|x| text(&x)),
-            item(event, intern!(py, "type")).and_then(|x| text(&x)),
-        ) else {
-            return Ok(ASK_PYTHON);
-        };
-        if customer_id != self.inner.customer_id {
+        let ev = &event.event;
+        if ev.customer_id != self.inner.customer_id {
             return Ok(ASK_PYTHON);
         }
-        let input = read_input(event, &etype, &policy.fold).unwrap_or(Input::Refused);
         self.steps.clear();
         let outcome = engine::apply(
             &mut self.inner,
-            &event_id,
-            at,
-            &input,
+            &ev.event_id,
+            ev.at,
+            &ev.input,
             &policy.fold,
             &mut self.steps,
         );
@@ -629,5 +598,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STEPPED", STEPPED)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyState>()?;
+    m.add_class::<PyEvent>()?;
+    m.add_class::<PyDecoder>()?;
     Ok(())
 }

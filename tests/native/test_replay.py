@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-import streams._native as native
 import streams.policies
+from streams import contracts
 from streams.core import engine
-from streams.core.native import Core, NativeCore, PythonCore, core_for
+from streams.core.errors import Rejection
 from streams.core.policy import load_policy
 from streams.core.state import encode
+from streams.cores import Core, NativeCore, PythonCore, core_for
 from streams.replay import CHUNK_LINES, ReplayStats, replay_file
 from streams.simulate import SimConfig, generate
 
@@ -166,40 +167,46 @@ def test_a_policy_change_regrades_alike(strict: Path) -> None:
 
 
 def test_what_the_native_core_leaves_to_the_python_core() -> None:
-    """An amount beyond 2**52 (exact in Python's ints; as f64, sums of two may not be;
-    beyond the schema's range too, so only a caller skipping it sends one) is applied by
-    the Python core to a copy, which the native state takes back: the same result as the
-    Python core's own, and the next event runs natively again."""
+    """Lines the native boundary leaves to `contracts.decode` (a fraction of a second, a
+    nested extra field) are applied by the Python core to a copy of the state, which the
+    native state takes back; an event the core refuses (an unknown currency) is refused
+    by the Python core, with its reason. Each gives the Python core's own result, and
+    the events after run natively again."""
     policy = load_policy(None)
+    base = {"customer_id": "c-1", "type": "page_view"}
     events: list[dict[str, Any]] = [
+        {"occurred_at": "2024-01-10T12:00:00.5Z"},
+        {"occurred_at": "2024-01-10T13:00:00Z", "extra": {"nested": [1]}},
         {
-            "event_id": "e1",
-            "customer_id": "c-1",
+            "occurred_at": "2024-01-10T14:00:00Z",
             "type": "order_placed",
-            "occurred_at": "2024-01-10T12:00:00Z",
             "order_id": "o1",
-            "amount": 2**53 + 1,
-            "currency": "USD",
+            "amount": 20,
+            "currency": "XXX",
         },
         {
-            "event_id": "e3",
-            "customer_id": "c-1",
-            "type": "page_view",
-            "occurred_at": "2024-01-12T12:00:00Z",
+            "occurred_at": "2024-01-10T15:00:00Z",
+            "type": "order_placed",
+            "order_id": "o1",
+            "amount": 4000,
+            "currency": "EUR",
         },
+        {"occurred_at": "2024-01-11T15:00:00Z"},
     ]
+    lines = [orjson.dumps(base | {"event_id": f"e{n}"} | e) for n, e in enumerate(events)]
     py, rs = PythonCore(policy), NativeCore(policy)
-    # Left to the Python core indeed: the native state answers ASK_PYTHON, untouched.
-    fresh = rs.new_state("c-1")
-    for ev in events[:1]:
-        assert fresh.apply(ev, engine.event_time(ev), rs.fold) == native.ASK_PYTHON
-        assert fresh.seq == 0
+    read = [rs.decode(raw) for raw in lines]
+    assert [ev is None for ev in read] == [True, True, False, False, False]
     a, b = py.new_state("c-1"), rs.new_state("c-1")
-    for ev in events:
-        at = engine.event_time(ev)
-        ra, rb = py.apply(a, ev, at), rs.apply(b, ev, at)
+    for raw, fast in zip(lines, read, strict=True):
+        decoded = contracts.decode(raw)
+        assert not isinstance(decoded, Rejection)
+        at = engine.event_time(decoded.event)
+        ra = py.apply(a, decoded.event, at)
+        rb = rs.apply(b, decoded.event if fast is None else fast, at)
         assert (ra.outputs, ra.changed, ra.rejection) == (rb.outputs, rb.changed, rb.rejection)
         assert encode(a) == b.encode()
+    assert a.seq == 4  # the unknown currency refused, every other event applied
 
 
 def test_core_for_picks_the_native_core_unless_the_policy_has_a_model() -> None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from streams import contracts
+from streams.contracts import TOPIC_OF_TYPE, schema_sources
 from streams.core import engine
+from streams.core.errors import Rejection
 from streams.core.policy import Policy
 from streams.core.state import CustomerState, decode, encode
 from streams.core.stepping import Transition
@@ -30,8 +33,11 @@ class Core(Protocol):
 
     name: str
 
+    def decode(self, raw: bytes) -> Any | None:
+        """A line's event read natively, or None: `contracts.decode` decides."""
+
     def new_state(self, customer_id: str) -> Any: ...
-    def apply(self, state: Any, event: dict[str, Any], at: int) -> engine.Result: ...
+    def apply(self, state: Any, event: Any, at: int) -> engine.Result: ...
     def advance(self, state: Any, now: int) -> list[dict[str, Any]]: ...
     def python(self, state: Any) -> CustomerState: ...
 
@@ -61,6 +67,9 @@ class PythonCore:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
+    def decode(self, raw: bytes) -> None:
+        return None
+
     def new_state(self, customer_id: str) -> CustomerState:
         return engine.new_state(customer_id)
 
@@ -82,19 +91,29 @@ class NativeCore:
         self.policy = policy
         self.compiled = policy.compiled
         self.fold = _native.Policy(policy.compiled)
+        self.decoder = _native.Decoder(schema_sources(), TOPIC_OF_TYPE, self.fold)
+
+    def decode(self, raw: bytes) -> _native.Event | None:
+        return self.decoder.decode(raw)
 
     def new_state(self, customer_id: str) -> _native.State:
         return _native.State(customer_id)
 
-    def apply(self, state: _native.State, event: dict[str, Any], at: int) -> engine.Result:
-        code = state.apply(event, at, self.fold)
-        if code == _native.APPLIED:
-            return engine.Result(changed=True)
-        if code == _native.DUPLICATE:
-            return engine.Result(duplicate=True)
-        if code == _native.STEPPED:
-            return engine.Result(self._outputs(state.take_steps(), event), changed=True)
-        # ASK_PYTHON: the state is untouched; a refusal leaves the copy untouched too.
+    def apply(self, state: _native.State, event: Any, at: int) -> engine.Result:
+        """`event`: an `Event` of `decode`, or the dict of `contracts.decode` for a line
+        `decode` left to it (the Python core applies those)."""
+        if isinstance(event, _native.Event):
+            code = state.apply(event, self.fold)
+            if code == _native.APPLIED:
+                return engine.Result(changed=True)
+            if code == _native.DUPLICATE:
+                return engine.Result(duplicate=True)
+            if code == _native.STEPPED:
+                return engine.Result(self._outputs(state.take_steps(), event), changed=True)
+            decoded = contracts.decode(event.raw)
+            assert not isinstance(decoded, Rejection), decoded  # the native boundary took it
+            event = decoded.event
+        # The state is untouched; a refusal leaves the copy untouched too.
         copy = decode(state.encode())
         result = engine.apply(copy, event, self.policy, at=at)
         if result.changed:
@@ -110,12 +129,12 @@ class NativeCore:
         return decode(state.encode())
 
     def _outputs(
-        self, steps: list[tuple[str, int, list[Any], bytes]], event: dict[str, Any] | None
+        self, steps: list[tuple[str, int, list[Any], bytes]], event: _native.Event | None
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for kind, t, trans, data in steps:
             if event is not None and kind == "event":
-                cause = engine.event_cause(event)
+                cause = {"kind": "event", "event_type": event.type, "event_id": event.event_id}
             else:
                 cause = {"kind": kind}
             transitions = [Transition(*x) for x in trans]
