@@ -173,8 +173,7 @@ def timed_replay(
         )
         elapsed = time.perf_counter() - started
     replayer = captured[0]
-    states = [replayer.core.python(s) for s in replayer.states.values()]
-    return elapsed, stats, states, replayer.core.name
+    return elapsed, stats, list(replayer.python_states().values()), replayer.core
 
 
 def _heavy_customer_bytes() -> int:

@@ -1,5 +1,6 @@
 # The native hot path (native/, Rust; docs/grading.md, "Decision"). Slice 1: the state.
 
+from collections.abc import Callable
 from typing import Any
 
 from streams.core.compiled import CompiledPolicy
@@ -47,6 +48,33 @@ class Decoder:
     ) -> None: ...
     def decode(self, raw: bytes) -> Event | None:
         """The event of a line, or None: `contracts.decode` decides."""
+    def replay(
+        self,
+        partitions: int,
+        read: Callable[[bytes], tuple[dict[str, Any], str, int] | None],
+        ask: Callable[
+            [bytes, dict[str, Any] | bytes, int],
+            tuple[Any, bool, list[dict[str, Any]], bytes | None],
+        ],
+        partition: Callable[[str], int],
+    ) -> Replay:
+        """A native replay loop (native/src/replay.rs) with this boundary and policy."""
+
+class Replay:
+    """`Replayer.feed_chunk`'s passes, sweeps and due index over native states."""
+
+    def feed_chunk(
+        self, lines: list[tuple[int, bytes]]
+    ) -> tuple[list[Any], list[tuple[int, bytes, Any]]]:
+        """(steps or output lists, in feed's order; dead lines (line, raw, rejection or
+        None for `contracts.decode`'s), by line)."""
+    def sweep(self, now: int) -> list[Any]:
+        """Re-grade every customer due at or before `now`: steps, in order."""
+    def next_due(self, partition: int) -> int | None: ...
+    def customers(self) -> list[str]: ...
+    def encoded(self, customer_id: str) -> bytes | None: ...
+    def counts(self) -> tuple[int, int, int, int, int | None]:
+        """(lines, applied, duplicates, regraded_by_time, stream_time)."""
 
 class Policy:
     """The policy values the native code reads, from a compiled policy."""
@@ -109,9 +137,9 @@ class State:
         apply it, or say why it refuses it)."""
     def advance(self, now: int, policy: Policy) -> int:
         """`engine.advance`: STEPPED when there are steps to take, else APPLIED."""
-    def take_steps(self) -> list[tuple[str, int, list[Any], bytes]]:
-        """The re-grades of the last apply or advance: (cause kind, time, transitions as
-        (type, previous, current, extra, score), the state then, encoded)."""
+    def take_steps(self) -> list[Any]:
+        """The re-grades of the last apply or advance, as the native loop gives them
+        (`streams.native.outputs_of`)."""
     # Due times (`streams.core.due`) at the state's as_of; ValueError for a policy with a
     # churn model (not ported).
     def next_due(self, policy: Policy) -> int | None:

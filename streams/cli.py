@@ -90,22 +90,22 @@ def replay(
         CoreChoice,
         typer.Option(
             help="Grading core: native (Rust), python, or auto (native when it is built and "
-            "the policy has no churn model). Same outputs."
+            "the policy has no churn model). The same outputs from each."
         ),
     ] = CoreChoice.auto,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
-    from streams.cores import core_for
+    from streams.native import why_not
     from streams.replay import replay_file
 
     end = rfc3339(as_of) if as_of is not None else None
     the_policy = policy_or_exit(policy)
     native = {CoreChoice.auto: None, CoreChoice.native: True, CoreChoice.python: False}[core]
-    try:
-        core_name = core_for(the_policy, native).name
-    except ValueError as exc:
-        console.print(f"[red]--core {core.value}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    reason = why_not(the_policy)
+    if native and reason is not None:
+        console.print(f"[red]--core native:[/red] {reason}")
+        raise typer.Exit(2)
+    core_name = "native" if native is not False and reason is None else "python"
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
     started = time.perf_counter()
     with Progress(

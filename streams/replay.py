@@ -28,13 +28,13 @@ from streams.core import engine
 from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
-from streams.cores import Core, core_for
+from streams.core.state import CustomerState
+from streams.native import NativeReplay, available
 from streams.schedule import DueIndex, partition_of
 
-# A decoded line in `Replayer.feed_chunk`: its number, bytes, event (the core's: a dict,
-# or the native boundary's `Event`), event time, and how many of its partition's rising
-# lines are at or before it.
-_Line = tuple[int, bytes, Any, int, int]
+# A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
+# many of its partition's rising lines are at or before it.
+_Line = tuple[int, bytes, dict[str, Any], int, int]
 
 # Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
 # holds, the more of them are applied with its state hot; each line held costs ~1 KB
@@ -74,23 +74,36 @@ class Replayer:
     # Under the event clock time is kept per partition, as the worker keeps it: with the
     # worker's partition count, replay sees the time each customer's partition sees.
     partitions: int = 1
-    # The native core (True), the Python core (False), or the native one if it can grade
-    # under the policy (None): `streams.cores.core_for`. Same outputs either way.
+    # The native loop (True: an error if it cannot grade under the policy), the Python
+    # core (False), or the native loop when it can (None). The same bytes either way.
     native: bool | None = None
-    # Each customer's state, of the core's kind: `core.python` reads one as the Python
-    # core's `CustomerState`.
-    states: dict[str, Any] = field(default_factory=dict)
+    # The Python core's states (the native loop keeps its own: `python_states`).
+    states: dict[str, CustomerState] = field(default_factory=dict)
     stats: ReplayStats = field(default_factory=ReplayStats)
     # Per partition: its stream time (highest event time read) and its due customers.
     times: dict[int, int] = field(default_factory=dict)
     dues: dict[int, DueIndex] = field(default_factory=dict)
+    loop: NativeReplay | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.core: Core = core_for(self.policy, self.native)
+        native = available(self.policy) if self.native is None else self.native
+        self.loop = NativeReplay(self.policy, self.partitions) if native else None
+
+    @property
+    def core(self) -> str:
+        """Which core grades: "native" or "python"."""
+        return "python" if self.loop is None else "native"
+
+    def python_states(self) -> dict[str, CustomerState]:
+        """Every customer's state, as the Python core's."""
+        return self.states if self.loop is None else self.loop.states()
 
     def feed(self, line_no: int, raw: bytes) -> None:
         # One line at a time: for callers that have no more, and the plain reading of
         # replay's semantics that `feed_chunk` must match (tests/replay).
+        if self.loop is not None:
+            self._feed_native([(line_no, raw)])
+            return
         stats = self.stats
         read = self._read(raw)
         if isinstance(read, Rejection):
@@ -107,9 +120,9 @@ class Replayer:
                 self._sweep(partition, event_time)
         state = self.states.get(customer_id)
         if state is None:
-            state = self.states[customer_id] = self.core.new_state(customer_id)
+            state = self.states[customer_id] = engine.new_state(customer_id)
         due_before = state.due
-        result = self.core.apply(state, event, event_time)
+        result = engine.apply(state, event, self.policy, at=event_time)
         if result.rejection is not None:
             self._reject(line_no, raw, result.rejection)
             return
@@ -124,20 +137,16 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
-    def _read(self, raw: bytes) -> tuple[Any, str, int, int] | Rejection:
+    def _read(self, raw: bytes) -> tuple[dict[str, Any], str, int, int] | Rejection:
         """Count and decode one line; for an event, move stream time and say
         (event, customer_id, event time, partition)."""
         stats = self.stats
         stats.lines += 1
-        event: Any = self.core.decode(raw)
-        if event is not None:  # the native boundary's event
-            customer_id, event_time = event.customer_id, event.at
-        else:
-            decoded = decode(raw)
-            if isinstance(decoded, Rejection):
-                return decoded
-            event, _, customer_id, _ = decoded
-            event_time = engine.event_time(event)
+        decoded = decode(raw)
+        if isinstance(decoded, Rejection):
+            return decoded
+        event, _, customer_id, _ = decoded
+        event_time = engine.event_time(event)
         if stats.stream_time is None or event_time > stats.stream_time:
             stats.stream_time = event_time
         partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
@@ -160,6 +169,9 @@ class Replayer:
         by line; on a line, the sweep (by due, then customer, as the due index pops) before
         the line's own event.
         """
+        if self.loop is not None:
+            self._feed_native(lines)
+            return
         stats = self.stats
         # Pass 1, in line order: decode, stream time, the rising lines per partition.
         by_customer: dict[str, list[_Line]] = {}
@@ -215,6 +227,22 @@ class Replayer:
         for line_no, raw, rejection in dead:
             self._reject(line_no, raw, rejection)
 
+    def _feed_native(self, lines: list[tuple[int, bytes]]) -> None:
+        """`feed_chunk` on the native loop (native/src/replay.rs, the same passes)."""
+        assert self.loop is not None
+        outputs, dead = self.loop.feed_chunk(lines)
+        self._sync()
+        self._emit_all(outputs)
+        for line_no, raw, rejection in dead:
+            self._reject(line_no, raw, rejection)
+
+    def _sync(self) -> None:
+        assert self.loop is not None
+        stats = self.stats
+        stats.lines, stats.applied, stats.duplicates, stats.regraded_by_time, stats.stream_time = (
+            self.loop.counts()
+        )
+
     def _run(
         self,
         customer_id: str,
@@ -226,17 +254,17 @@ class Replayer:
     ) -> None:
         """One customer through its decoded lines of a chunk (`mine`) and
         through its partition's rising lines (`feed_chunk`)."""
-        stats, core = self.stats, self.core
+        stats, policy = self.stats, self.policy
         partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
         lines, times = rise_lines[partition], rise_times[partition]
         state = self.states.get(customer_id)
         k = 0  # the first rising line not passed yet
         for line_no, raw, event, event_time, rises in mine:
             if state is None:
-                state = self.states[customer_id] = self.core.new_state(customer_id)
+                state = self.states[customer_id] = engine.new_state(customer_id)
             else:
                 self._sweep_one(state, lines, times, k, rises, outs)
-            result = core.apply(state, event, event_time)
+            result = engine.apply(state, event, policy, at=event_time)
             k = rises
             if result.rejection is not None:
                 dead.append((line_no, raw, result.rejection))
@@ -254,7 +282,7 @@ class Replayer:
 
     def _sweep_one(
         self,
-        state: Any,
+        state: CustomerState,
         lines: list[int],
         times: list[int],
         k: int,
@@ -267,7 +295,7 @@ class Replayer:
         while state.due is not None and k < end and times[end - 1] >= state.due:
             j = bisect_left(times, state.due, k, end)
             due, as_of = state.due, state.as_of
-            for n, output in enumerate(self.core.advance(state, times[j])):
+            for n, output in enumerate(engine.advance(state, times[j], self.policy)):
                 outs.append(((lines[j], 0, due, state.customer_id, n), output))
             if state.as_of != as_of:
                 self.stats.regraded_by_time += 1
@@ -281,6 +309,11 @@ class Replayer:
 
     def sweep(self, now: int) -> None:
         """Re-grade every customer whose due time is at or before `now`."""
+        if self.loop is not None:
+            outputs = self.loop.sweep(now)
+            self._sync()
+            self._emit_all(outputs)
+            return
         for partition in sorted(self.dues):
             self._sweep(partition, now)
 
@@ -289,7 +322,7 @@ class Replayer:
         for customer_id in index.pop_due(now):
             state = self.states[customer_id]
             as_of = state.as_of
-            self._emit_all(self.core.advance(state, now))
+            self._emit_all(engine.advance(state, now, self.policy))
             if state.as_of != as_of:  # a wake-up on a lower bound may process nothing
                 self.stats.regraded_by_time += 1
             index.set(customer_id, state.due)
@@ -304,10 +337,11 @@ class Replayer:
         """
         if as_of is not None:
             self.sweep(as_of)
-        self.stats.customers = len(self.states)
-        policy, python = self.policy, self.core.python
-        for customer_id in sorted(self.states):
-            state = python(self.states[customer_id])
+        states = self.python_states()
+        self.stats.customers = len(states)
+        policy = self.policy
+        for customer_id in sorted(states):
+            state = states[customer_id]
             if as_of is None:
                 yield engine.snapshot(state, policy)
             else:
@@ -362,7 +396,7 @@ def replay_file(
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
     `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
-    depend on it. `native`: which core grades (`Replayer.native`); nor do they on that.
+    depend on it, nor on `native` (`Replayer.native`).
     """
     with (
         source.open("rb") as src,

@@ -55,6 +55,7 @@ impl Retrieve for ByFileName {
     }
 }
 
+#[derive(Clone)]
 pub struct Decoder {
     /// topic -> its validator
     validators: HashMap<String, Validator>,

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod folding;
 pub mod measures;
 pub mod policy;
+pub mod replay;
 pub mod state;
 pub mod stepping;
 pub mod timefmt;
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 
 use pyo3::types::{PyBytes, PyFloat};
 
-use engine::{Cause, Outcome, Step};
+use engine::{Outcome, Step};
 
 use policy::Policy;
 use state::{Num, State};
@@ -144,8 +145,10 @@ fn num(x: &Bound<'_, PyAny>) -> PyResult<Num> {
 #[pyclass(name = "State")]
 struct PyState {
     inner: State,
-    /// The steps of the last `apply` or `advance`, until `take_steps`.
+    /// The steps of the last `apply` or `advance`, until `take_steps`, and the event
+    /// (type, id) of the last `apply`.
     steps: Vec<Step>,
+    event: Option<(String, String)>,
 }
 
 /// What `apply` and `advance` answer (`streams/_native.pyi`).
@@ -223,6 +226,23 @@ impl PyDecoder {
         })
     }
 
+    /// A native replay loop (`native/src/replay.rs`) with this boundary and policy:
+    /// `partitions` as `Replayer.partitions`; the callables as `PyReplay` says.
+    fn replay(
+        &self,
+        partitions: usize,
+        read: PyObject,
+        ask: PyObject,
+        partition: PyObject,
+    ) -> replay::PyReplay {
+        replay::PyReplay::new(
+            self.fold.clone(),
+            self.decoder.clone(),
+            partitions,
+            (read, ask, partition),
+        )
+    }
+
     /// The event of a line, or None: `contracts.decode` decides (and refuses or takes it).
     fn decode(&self, raw: &Bound<'_, PyBytes>) -> Option<PyEvent> {
         let event = self.decoder.decode(raw.as_bytes(), &self.fold)?;
@@ -240,6 +260,7 @@ impl PyState {
         PyState {
             inner: State::new(customer_id),
             steps: Vec::new(),
+            event: None,
         }
     }
 
@@ -249,6 +270,7 @@ impl PyState {
         Ok(PyState {
             inner,
             steps: Vec::new(),
+            event: None,
         })
     }
 
@@ -288,6 +310,7 @@ impl PyState {
             return Ok(ASK_PYTHON);
         }
         self.steps.clear();
+        self.event = Some((ev.etype.clone(), ev.event_id.clone()));
         let outcome = engine::apply(
             &mut self.inner,
             &ev.event_id,
@@ -309,35 +332,20 @@ impl PyState {
     fn advance(&mut self, now: i64, policy: &PyPolicy) -> PyResult<u8> {
         policy.without_model()?;
         self.steps.clear();
+        self.event = None;
         engine::advance(&mut self.inner, now, &policy.fold, &mut self.steps);
         Ok(if self.steps.is_empty() { APPLIED } else { STEPPED })
     }
 
-    /// The steps of the last `apply` or `advance`, each (cause kind, time, transitions as
-    /// (type, previous, current, extra, score), the state then, encoded).
-    #[allow(clippy::type_complexity)]
-    fn take_steps<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> Vec<(
-        &'static str,
-        i64,
-        Vec<(&'static str, String, String, &'static str, f64)>,
-        Bound<'py, PyBytes>,
-    )> {
+    /// The steps of the last `apply` or `advance`, as the native loop gives them
+    /// (`replay::step_tuple`).
+    fn take_steps<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let event = self.event.take();
         self.steps
             .drain(..)
-            .map(|(cause, t, trans, data)| {
-                let kind = match cause {
-                    Cause::Event => "event",
-                    Cause::Inactivity => "inactivity",
-                    Cause::PolicyChange => "policy_change",
-                };
-                let trans = trans
-                    .into_iter()
-                    .map(|x| (x.kind, x.previous, x.current, x.extra, x.score))
-                    .collect();
-                (kind, t, trans, PyBytes::new(py, &data))
+            .map(|step| {
+                let customer_id = self.inner.customer_id.clone();
+                replay::step_tuple(py, customer_id, step, event.clone())
             })
             .collect()
     }
@@ -600,5 +608,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyState>()?;
     m.add_class::<PyEvent>()?;
     m.add_class::<PyDecoder>()?;
+    m.add_class::<replay::PyReplay>()?;
     Ok(())
 }

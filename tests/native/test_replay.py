@@ -12,14 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
+import streams._native as native
 import streams.policies
 from streams import contracts
 from streams.core import engine
 from streams.core.errors import Rejection
 from streams.core.policy import load_policy
 from streams.core.state import encode
-from streams.cores import Core, NativeCore, PythonCore, core_for
-from streams.replay import CHUNK_LINES, ReplayStats, replay_file
+from streams.native import outputs_of
+from streams.replay import CHUNK_LINES, Replayer, ReplayStats, replay_file
 from streams.simulate import SimConfig, generate
 
 EXAMPLES = Path(__file__).parents[2] / "streams/policies/examples"
@@ -137,81 +138,108 @@ def test_native_replay_under_another_policy(source: Path, tmp_path: Path, strict
 
 
 def test_a_policy_change_regrades_alike(strict: Path) -> None:
-    """A state graded under one policy_version, applied an event under another: the
-    re-grade (cause policy_change) comes first, the same on both cores."""
+    """A state graded under one policy_version, given an event under another: the
+    re-grade (cause policy_change) comes first, the same on both cores (the native loop
+    never meets one: its states are all of its policy; the worker's are not)."""
     old, new = load_policy(None), load_policy(strict)
-    events = [
-        {
-            "event_id": f"e{n}",
-            "customer_id": "c-1",
-            "type": "order_placed",
-            "occurred_at": f"2024-0{n + 1}-10T12:00:00Z",
-            "order_id": f"o{n}",
-            "amount": 1000 * (n + 1),
-            "currency": "USD",
-        }
+    lines = [
+        orjson.dumps(
+            {
+                "event_id": f"e{n}",
+                "customer_id": "c-1",
+                "type": "order_placed",
+                "occurred_at": f"2024-0{n + 1}-10T12:00:00Z",
+                "order_id": f"o{n}",
+                "amount": 1000 * (n + 1),
+                "currency": "USD",
+            }
+        )
         for n in range(4)
     ]
-    results = []
-    cores: tuple[type[PythonCore] | type[NativeCore], ...] = (PythonCore, NativeCore)
-    for core_of in cores:
-        before: Core = core_of(old)
-        after: Core = core_of(new)
-        s = before.new_state("c-1")
-        for ev in events[:3]:
-            before.apply(s, ev, engine.event_time(ev))
-        r = after.apply(s, events[3], engine.event_time(events[3]))
-        results.append((r.outputs, encode(after.python(s))))
-    assert results[0] == results[1]
-    assert results[0][0][0]["cause"] == {"kind": "policy_change"}
+    events = [contracts.decode(raw) for raw in lines]
+    py = engine.new_state("c-1")
+    for d in events[:3]:
+        assert not isinstance(d, Rejection)
+        engine.apply(py, d.event, old)
+    rs = native.State.decode(encode(py))
+    last = events[3]
+    assert not isinstance(last, Rejection)
+    want = engine.apply(py, last.event, new).outputs
+
+    fold = native.Policy(new.compiled)
+    decoder = native.Decoder(contracts.schema_sources(), contracts.TOPIC_OF_TYPE, fold)
+    event = decoder.decode(lines[3])
+    assert event is not None
+    assert rs.apply(event, fold) == native.STEPPED
+    got = outputs_of(rs.take_steps(), new.compiled)
+    assert got == want
+    assert rs.encode() == encode(py)
+    assert [o["cause"]["kind"] for o in got][:1] == ["policy_change"]
 
 
-def test_what_the_native_core_leaves_to_the_python_core() -> None:
-    """Lines the native boundary leaves to `contracts.decode` (a fraction of a second, a
-    nested extra field) are applied by the Python core to a copy of the state, which the
-    native state takes back; an event the core refuses (an unknown currency) is refused
-    by the Python core, with its reason. Each gives the Python core's own result, and
-    the events after run natively again."""
-    policy = load_policy(None)
+def _lines(events: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
     base = {"customer_id": "c-1", "type": "page_view"}
-    events: list[dict[str, Any]] = [
-        {"occurred_at": "2024-01-10T12:00:00.5Z"},
-        {"occurred_at": "2024-01-10T13:00:00Z", "extra": {"nested": [1]}},
-        {
-            "occurred_at": "2024-01-10T14:00:00Z",
-            "type": "order_placed",
-            "order_id": "o1",
-            "amount": 20,
-            "currency": "XXX",
-        },
-        {
-            "occurred_at": "2024-01-10T15:00:00Z",
-            "type": "order_placed",
-            "order_id": "o1",
-            "amount": 4000,
-            "currency": "EUR",
-        },
-        {"occurred_at": "2024-01-11T15:00:00Z"},
+    return [(n + 1, orjson.dumps(base | {"event_id": f"e{n}"} | e)) for n, e in enumerate(events)]
+
+
+def test_what_the_native_loop_leaves_to_the_python_core() -> None:
+    """Lines the native boundary leaves to `contracts.decode` (a fraction of a second, a
+    nested extra field, a refusal) and an event the native core leaves to the Python
+    core (an unknown currency: refused with its reason) give what the Python core gives,
+    and the events after run natively again."""
+    policy = load_policy(None)
+    lines = _lines(
+        [
+            {"occurred_at": "2024-01-10T12:00:00.5Z"},
+            {"occurred_at": "2024-01-10T13:00:00Z", "extra": {"nested": [1]}},
+            {"occurred_at": "2024-01-10T13:30:00Z", "type": "no_such_type"},
+            {
+                "occurred_at": "2024-01-10T14:00:00Z",
+                "type": "order_placed",
+                "order_id": "o1",
+                "amount": 20,
+                "currency": "XXX",
+            },
+            {
+                "occurred_at": "2024-01-10T15:00:00Z",
+                "type": "order_placed",
+                "order_id": "o1",
+                "amount": 4000,
+                "currency": "EUR",
+            },
+            {"occurred_at": "2024-01-11T15:00:00Z"},
+            {"occurred_at": "2024-01-11T15:00:00Z", "event_id": "e5"},  # a duplicate
+        ]
+    )
+    fold = native.Policy(policy.compiled)
+    decoder = native.Decoder(contracts.schema_sources(), contracts.TOPIC_OF_TYPE, fold)
+    assert [decoder.decode(raw) is None for _, raw in lines] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
     ]
-    lines = [orjson.dumps(base | {"event_id": f"e{n}"} | e) for n, e in enumerate(events)]
-    py, rs = PythonCore(policy), NativeCore(policy)
-    read = [rs.decode(raw) for raw in lines]
-    assert [ev is None for ev in read] == [True, True, False, False, False]
-    a, b = py.new_state("c-1"), rs.new_state("c-1")
-    for raw, fast in zip(lines, read, strict=True):
-        decoded = contracts.decode(raw)
-        assert not isinstance(decoded, Rejection)
-        at = engine.event_time(decoded.event)
-        ra = py.apply(a, decoded.event, at)
-        rb = rs.apply(b, decoded.event if fast is None else fast, at)
-        assert (ra.outputs, ra.changed, ra.rejection) == (rb.outputs, rb.changed, rb.rejection)
-        assert encode(a) == b.encode()
-    assert a.seq == 4  # the unknown currency refused, every other event applied
+    written = []
+    for use in (False, True):
+        out: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        r = Replayer(policy, out.append, dead.append, native=use)
+        assert r.core == ("native" if use else "python")
+        r.feed_chunk(lines)
+        written.append((out, dead, _facts(r.stats), encode(r.python_states()["c-1"])))
+    assert written[0] == written[1]
+    out, dead, stats, _ = written[0]
+    assert [d["rejection"]["code"] for d in dead] == ["unknown_type", "unknown_currency"]
+    assert stats["applied"] == 4
+    assert stats["duplicates"] == 1
 
 
-def test_core_for_picks_the_native_core_unless_the_policy_has_a_model() -> None:
-    assert isinstance(core_for(load_policy(None)), NativeCore)
+def test_the_native_loop_unless_the_policy_has_a_churn_model() -> None:
+    assert Replayer(load_policy(None), print, print).core == "native"
     model = load_policy(EXAMPLES / "with-model.toml")
-    assert isinstance(core_for(model), PythonCore)
+    assert Replayer(model, print, print).core == "python"
     with pytest.raises(ValueError, match="churn model"):
-        core_for(model, native=True)
+        Replayer(model, print, print, native=True)
