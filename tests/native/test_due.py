@@ -18,7 +18,7 @@ from streams.core.compiled import DAY, CompiledPolicy, compile_policy
 from streams.core.measures import churn_core, intent_conditions
 from streams.core.policy import load_policy
 from streams.core.state import CustomerState
-from tests.native.test_folding import COMPILED, NATIVE_POLICY, OP, run
+from tests.native.test_folding import COMPILED, NATIVE_POLICY, OP, START, run
 
 Policies = tuple[CompiledPolicy, native.Policy]
 
@@ -83,6 +83,8 @@ def _checker(policies: Policies, seen: Counter[str], spread: list[int]) -> Any:
         assert rs.next_due(n) == due.next_due_c(py, c), op
         seen.update(_kinds(py, c, dues))
         k = churn_core(py, py.as_of, c)
+        if k.engagement > 0:
+            seen["falling engagement"] += 1
         for worst, answer in ((False, dues[5]), (True, dues[6])):
             for before in _befores(answer, py.as_of, spread):
                 want = due.churn_due(py, c, before=before, worst_engagement=worst)
@@ -100,8 +102,10 @@ def _checker(policies: Policies, seen: Counter[str], spread: list[int]) -> Any:
 
 # Branches that random sequences reach many times in a run (each step is checked).
 COMMON = (
+    "falling engagement",
     "churn",
     "band crossing",
+    "band midnight",
     "churn shortcut",
     "band gave up",
     "reached True",
@@ -110,11 +114,28 @@ COMMON = (
 _spread = st.lists(st.integers(-3 * DAY, 400 * DAY), max_size=3)
 
 
+def _flat(runs: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    return [op for r in runs for op in r]
+
+
+# OP's sequences, with runs of interactions on one day, the day uniform over the intent
+# window (OP's instants lean to the ends of their range): falling engagement and intent
+# indicators need several in the window's halves, which OP alone seldom gives.
+_burst = st.builds(
+    lambda slot, days, secs, n: [("interaction", slot, days * DAY + secs)] * n,
+    st.integers(0, 5),
+    st.integers(0, 99),
+    st.integers(0, DAY - 1),
+    st.integers(2, 6),
+)
+OPS = st.lists(st.one_of(OP.map(lambda op: [op]), _burst), max_size=40).map(_flat)
+
+
 def test_the_due_times_agree() -> None:
     seen: Counter[str] = Counter()
 
     @settings(max_examples=1500, deadline=None)
-    @given(st.lists(OP, max_size=80), _spread)
+    @given(OPS, _spread)
     def compare(ops: list[tuple[Any, ...]], spread: list[int]) -> None:
         run(ops, _checker((COMPILED, NATIVE_POLICY), seen, spread))
 
@@ -150,12 +171,28 @@ def test_a_fixed_sequence_reaches(branch: str) -> None:
     assert seen[branch], seen
 
 
+def test_a_recency_crossing_on_a_walk_midnight() -> None:
+    """An order at a midnight (random times never are): recency crosses into medium on
+    day 150, the very midnight an interaction day moves to the earlier half. band_due
+    gives that midnight, and with it as `before` gives up (a crossing counted at the
+    stretch's end rather than its last second would not)."""
+    ops: list[tuple[Any, ...]] = [
+        ("order", 0, "o1", START % DAY, 50_000, False),
+        ("move", 105 * DAY),
+        ("interaction", 5, 0),  # day 105: it moves on day 150
+    ]
+    py, _ = run(ops, _checker((COMPILED, NATIVE_POLICY), Counter(), []))
+    assert py.last_order is not None
+    m = (py.last_order // DAY + 150) * DAY
+    assert due.band_due(py, COMPILED, churn_core(py, py.as_of, COMPILED)) == m
+
+
 DEFAULT = compile_policy(load_policy(None))
 DEFAULTS = (DEFAULT, native.Policy(DEFAULT))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(OP, max_size=60), _spread)
+@given(OPS, _spread)
 def test_the_due_times_agree_with_the_default_caps(
     ops: list[tuple[Any, ...]], spread: list[int]
 ) -> None:
