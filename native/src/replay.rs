@@ -8,7 +8,10 @@
 //! customer), and the files.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use indexmap::IndexMap;
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -104,7 +107,7 @@ pub struct PyReplay {
     fold: Policy,
     decoder: Decoder,
     partitions: usize,
-    states: HashMap<String, State>,
+    states: HashMap<String, Box<State>>,
     partition_of: HashMap<String, usize>,
     times: HashMap<usize, i64>,
     dues: HashMap<usize, DueIndex>,
@@ -136,10 +139,10 @@ impl PyReplay {
             fold,
             decoder,
             partitions,
-            states: HashMap::new(),
-            partition_of: HashMap::new(),
-            times: HashMap::new(),
-            dues: HashMap::new(),
+            states: HashMap::default(),
+            partition_of: HashMap::default(),
+            times: HashMap::default(),
+            dues: HashMap::default(),
             lines: 0,
             applied: 0,
             duplicates: 0,
@@ -181,7 +184,7 @@ impl PyReplay {
         let mut k = 0;
         for line in mine {
             match state.as_mut() {
-                None => state = Some(State::new(customer_id)),
+                None => state = Some(Box::new(State::new(customer_id))),
                 Some(s) => self.sweep_one(s, lines, times, k, line.rises, outs),
             }
             let s = state.as_mut().expect("set above");
@@ -231,7 +234,7 @@ impl PyReplay {
                     } else {
                         self.applied += 1;
                         if let Some(data) = new_state {
-                            *s = State::decode(&data).map_err(pyo3::exceptions::PyValueError::new_err)?;
+                            **s = State::decode(&data).map_err(pyo3::exceptions::PyValueError::new_err)?;
                         }
                         outs.push((event_key, Out::Python(outputs)));
                     }
@@ -335,8 +338,8 @@ impl PyReplay {
         lines: Vec<(i64, Bound<'py, PyBytes>)>,
     ) -> PyResult<(Bound<'py, PyList>, Vec<(i64, Py<PyBytes>, Option<PyObject>)>)> {
         // Pass 1, in line order: decode, stream time, the rising lines per partition.
-        let mut by_customer: indexmap::IndexMap<String, Vec<Line>> = indexmap::IndexMap::new();
-        let mut rises: HashMap<usize, (Vec<i64>, Vec<i64>)> = HashMap::new();
+        let mut by_customer: IndexMap<String, Vec<Line>, FxBuildHasher> = IndexMap::default();
+        let mut rises: HashMap<usize, (Vec<i64>, Vec<i64>)> = HashMap::default();
         let mut partitions_seen: Vec<usize> = Vec::new();
         let mut dead: Vec<(i64, Py<PyBytes>, Option<PyObject>)> = Vec::new();
         for (line_no, raw) in lines {

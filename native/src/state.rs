@@ -7,6 +7,10 @@
 //! order. `idays` is kept in ascending day order, as the Python core keeps it.
 
 use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
+
+/// The state's maps: insertion-ordered as the Python core's dicts, with a fast hash.
+pub type Map<K, V> = IndexMap<K, V, FxBuildHasher>;
 use serde_json::Value;
 
 /// Bumped when the encoded layout changes; decode refuses other versions.
@@ -62,11 +66,11 @@ pub struct State {
     pub exact_due: Option<(i64, i64, Option<i64>)>,
     pub policy_version: String,
     /// day -> [orders, net cents], inside the RFM window.
-    pub days: IndexMap<i64, [i64; 2]>,
+    pub days: Map<i64, [i64; 2]>,
     /// Sums of `days` (not encoded; rebuilt on decode).
     pub win_count: i64,
     pub win_cents: i64,
-    pub orders: IndexMap<String, [i64; O_SLOTS]>,
+    pub orders: Map<String, [i64; O_SLOTS]>,
     pub live_orders: i64,
     pub first_order: Option<i64>,
     pub last_order: Option<i64>,
@@ -75,9 +79,9 @@ pub struct State {
     pub reactivated_at: Option<i64>,
     /// (day, counts per slot), ascending by day.
     pub idays: Vec<(i64, [i64; I_KINDS])>,
-    pub complaints: IndexMap<String, [i64; C_SLOTS]>,
+    pub complaints: Map<String, [i64; C_SLOTS]>,
     /// day -> [low, medium, high] complaints opened.
-    pub cdays: IndexMap<i64, [i64; 3]>,
+    pub cdays: Map<i64, [i64; 3]>,
     /// [answered_at, nps, csat, ces] (-1 = not answered).
     pub survey: Option<Vec<Num>>,
     pub tier: String,
@@ -87,7 +91,7 @@ pub struct State {
     pub alerted: bool,
     pub alert_band: String,
     pub last_alert: Option<i64>,
-    pub seen: IndexMap<String, i64>,
+    pub seen: Map<String, i64>,
     pub dedup_floor: Option<i64>,
 }
 
@@ -106,7 +110,7 @@ impl State {
             Some(a) if a.len() == 27 && a[0].as_i64() == Some(FORMAT) => a,
             _ => return Err(format!("not an encoded CustomerState of format {FORMAT}")),
         };
-        let days: IndexMap<i64, [i64; 2]> = rows(&a[6], "days")?.into_iter().collect();
+        let days: Map<i64, [i64; 2]> = rows(&a[6], "days")?.into_iter().collect();
         let mut idays: Vec<(i64, [i64; I_KINDS])> = rows(&a[14], "idays")?;
         // States encoded before `idays` was kept sorted may list a late day after later ones.
         idays.sort_unstable();
@@ -272,7 +276,7 @@ fn rows<const N: usize>(v: &Value, key: &str) -> Result<Vec<(i64, [i64; N])>, St
 }
 
 /// `{id: [n0, n1, ...], ...}` in its order.
-fn records<const N: usize>(v: &Value, key: &str) -> Result<IndexMap<String, [i64; N]>, String> {
+fn records<const N: usize>(v: &Value, key: &str) -> Result<Map<String, [i64; N]>, String> {
     let map = v
         .as_object()
         .ok_or_else(|| format!("{key}: not an object"))?;
@@ -286,7 +290,7 @@ fn records<const N: usize>(v: &Value, key: &str) -> Result<IndexMap<String, [i64
         .collect()
 }
 
-fn seen(v: &Value) -> Result<IndexMap<String, i64>, String> {
+fn seen(v: &Value) -> Result<Map<String, i64>, String> {
     let map = v.as_object().ok_or("seen: not an object")?;
     map.iter()
         .map(|(k, t)| Ok((k.clone(), int(t, "seen")?)))
