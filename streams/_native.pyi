@@ -23,6 +23,9 @@ STEPPED: int
 def round4(x: float) -> float:
     """`measures.round4`: round(x, 4) bit for bit."""
 
+def round2(x: float) -> float:
+    """round(x, 2) bit for bit (the snapshot's monetary)."""
+
 class Policy:
     """The policy values the native code reads, from a compiled policy."""
 
@@ -110,3 +113,10 @@ class State:
         """`due.band_due` with the exact parts and a due already known."""
     def indicator_reached(self, slot: int, day: int, policy: Policy) -> bool:
         """`due.indicator_reached`; ValueError for a day without a bucket or a wrong slot."""
+    # The grade snapshot (`streams.core.grading`); ValueError for a policy with a churn
+    # model (not ported).
+    def snapshot(self, t: int, policy: Policy) -> dict[str, Any] | None:
+        """`grading.build_snapshot` at `t` (the state's as_of); None where the Python core
+        must build it (a year outside 1000-9999)."""
+    def churn_reasons_dicts(self, t: int, policy: Policy) -> list[dict[str, str]]:
+        """`measures.churn_reasons` in its own shape, [{"code": ..., "message": ...}]."""
