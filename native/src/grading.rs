@@ -58,7 +58,7 @@ pub fn snapshot<'a>(s: &'a State, t: i64, c: &'a Policy) -> Option<Snapshot<'a>>
         seq: s.seq,
         policy_version: &c.version,
         rfm: r,
-        monetary: py_round2(true_div100(r.cents)),
+        monetary: py_round2(div100(r.cents)),
         segment: segment(r.r, r.f, r.m, c),
         tier,
         lifecycle,
@@ -74,10 +74,13 @@ pub fn snapshot<'a>(s: &'a State, t: i64, c: &'a Policy) -> Option<Snapshot<'a>>
     })
 }
 
-/// Python's `cents / 100` for an int: the correctly rounded quotient. Up to 2^53 that is
-/// the f64 division; beyond, `cents as f64` would round once before the division does.
-pub fn true_div100(cents: i64) -> f64 {
-    if cents.unsigned_abs() <= 1 << 53 {
+/// `cents / 100` as the compiled Python core computes it. mypyc divides an int of its
+/// short range (-2^62 <= x < 2^62) as `(double)x / 100.0`, which rounds twice beyond 2^53
+/// cents; a larger int goes to CPython's division, correctly rounded. The interpreted core
+/// rounds once throughout: the two differ for 2^53 < |cents| < 2^62, and this follows the
+/// compiled one, which is the one installed beside the native core.
+pub fn div100(cents: i64) -> f64 {
+    if (-(1 << 62)..1 << 62).contains(&cents) {
         return cents as f64 / 100.0;
     }
     // The quotient scaled by 2^64 has over 100 bits, so a remainder only needs to show
@@ -118,14 +121,17 @@ mod tests {
     }
 
     #[test]
-    fn division_as_python() {
-        // Python: 12345 / 100, (2**53 + 1) / 100, (2**62 + 7) / 100, -(2**60 + 51) / 100,
-        // and a quotient where float(c) / 100 is one ulp off.
-        assert_eq!(true_div100(12345), 123.45);
-        assert_eq!(true_div100((1 << 53) + 1), 90071992547409.94);
-        assert_eq!(true_div100((1 << 62) + 7), 4.611686018427388e16);
-        assert_eq!(true_div100(-(1 << 60) - 51), -1.152921504606847e16);
-        assert_eq!(true_div100(7408596316092197599), 7.408596316092197e16);
-        assert_ne!(7408596316092197599_i64 as f64 / 100.0, 7.408596316092197e16);
+    fn division_as_the_compiled_core() {
+        // Interpreted Python: (2**53 + 1) / 100 == 90071992547409.94 and
+        // 591064915700530116 / 100 == 5910649157005301.0; the compiled core (and here)
+        // rounds the int to a double first. From 2^62 on, both round once.
+        assert_eq!(div100(12345), 123.45);
+        assert_eq!(div100((1 << 53) + 1), 90071992547409.92);
+        assert_eq!(div100(591064915700530116), 5910649157005302.0);
+        assert_eq!(div100(4611686018427387647), 4.611686018427387e16);
+        assert_eq!(div100(4611686018427388400), 4.611686018427389e16);
+        assert_ne!(4611686018427388400_i64 as f64 / 100.0, 4.611686018427389e16);
+        assert_eq!(div100(7408596316092197599), 7.408596316092197e16);
+        assert_eq!(div100(-(1 << 62) - 51), -4.611686018427388e16);
     }
 }
