@@ -70,6 +70,22 @@ def test_the_snapshots_of_random_sequences_agree() -> None:
     assert not [w for w in wanted if not seen[w]], seen
 
 
+def test_no_reasons_at_a_score_of_zero_even_with_a_part() -> None:
+    """Two orders 1,727,999 s apart (a cadence just under 20 days) and 30 days of silence:
+    1.5000009x the cadence, a recency part of 6e-7, a score of 0.0: no reasons."""
+    ops: list[tuple[Any, ...]] = [
+        ("order", 0, "o1", 1_727_999, 10_000, True),
+        ("order", 0, "o2", 0, 10_000, True),
+        ("move", 30 * DAY),
+    ]
+    py, rs = run(ops)
+    want = build_snapshot(py, py.as_of, COMPILED)
+    assert want["churn"]["score"] == 0.0
+    assert want["churn"]["reasons"] == []
+    assert [r["code"] for r in churn_reasons(py, py.as_of, COMPILED)] == ["overdue"]
+    _compare(py, rs, COMPILED, NATIVE_POLICY, Counter())
+
+
 # The compiled core (mypyc) divides an int below 2^62 as (double)x / 100, rounding twice
 # beyond 2^53 cents, where the interpreted core rounds once; the native core follows the
 # compiled one, the one installed beside it.
