@@ -9,8 +9,8 @@
 
 use crate::churn::{churn_core, with_engagement, ChurnCore};
 use crate::due::{
-    band_due, churn_due, complaints_due, holds_due, indicator_reached, intent_grade_due,
-    min_due, order_day_due, order_times_due,
+    band_due, churn_due, complaints_due, holds_due, indicator_reached, intent_grade_due, min_due,
+    order_day_due, order_times_due,
 };
 use crate::folding::{
     fold_complaint, fold_interaction, fold_order, fold_survey, move_to, remember, PLACED,

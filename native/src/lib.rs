@@ -15,8 +15,8 @@ pub mod stepping;
 pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
 use pyo3::intern;
+use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 
 use engine::{Cause, Input, Outcome, Step};
@@ -181,7 +181,9 @@ fn text(x: &Bound<'_, PyAny>) -> Option<String> {
 fn read_input(event: &Bound<'_, PyDict>, etype: &str, c: &Policy) -> Option<Input> {
     let py = event.py();
     let order = |kind: i64| -> Option<Input> {
-        let rate = *c.rates.get(&text(&item(event, intern!(py, "currency"))?)?)?;
+        let rate = *c
+            .rates
+            .get(&text(&item(event, intern!(py, "currency"))?)?)?;
         let amount = event_number(&item(event, intern!(py, "amount"))?)?;
         let cents = (amount * rate * 100.0).round_ties_even();
         if cents.abs() >= (1u64 << 62) as f64 {
@@ -308,7 +310,7 @@ impl PyState {
     fn apply(&mut self, event: &Bound<'_, PyDict>, at: i64, policy: &PyPolicy) -> PyResult<u8> {
         policy.without_model()?;
         let py = event.py();
-            let (Some(event_id), Some(customer_id), Some(etype)) = (
+        let (Some(event_id), Some(customer_id), Some(etype)) = (
             item(event, intern!(py, "event_id")).and_then(|x| text(&x)),
             item(event, intern!(py, "customer_id")).and_then(|x| text(&x)),
             item(event, intern!(py, "type")).and_then(|x| text(&x)),
@@ -342,7 +344,11 @@ impl PyState {
         policy.without_model()?;
         self.steps.clear();
         engine::advance(&mut self.inner, now, &policy.fold, &mut self.steps);
-        Ok(if self.steps.is_empty() { APPLIED } else { STEPPED })
+        Ok(if self.steps.is_empty() {
+            APPLIED
+        } else {
+            STEPPED
+        })
     }
 
     /// The steps of the last `apply` or `advance`, each (cause kind, time, transitions as
