@@ -299,7 +299,8 @@ def _section(res: dict[str, Any], args: argparse.Namespace, cmd: str) -> str:
         f"{platform.python_implementation()} {platform.python_version()}, one core. "
         f"Commit {_commit()} (plus any uncommitted changes of that run).",
         "",
-        f"Grading core: {res['core']} ({_core_kind()}). Load average (1 min) {res['load_before']:.1f} before "
+        f"Grading core: {res['core']} ({_core_kind()}). "
+        f"Load average (1 min) {res['load_before']:.1f} before "
         f"the run, {res['load_after']:.1f} after (2 CPUs: above ~1, the machine was shared).",
         "",
         f"Command: `.venv/bin/python {cmd}` ({args.customers:,} simulated customers over "

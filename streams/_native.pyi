@@ -24,6 +24,9 @@ STEPPED: int
 def round4(x: float) -> float:
     """`measures.round4`: round(x, 4) bit for bit."""
 
+def round2(x: float) -> float:
+    """round(x, 2) bit for bit (the snapshot's monetary)."""
+
 class Event:
     """An input event read by the native boundary (`Decoder.decode`)."""
 
@@ -71,6 +74,9 @@ class Replay:
     def sweep(self, now: int) -> list[Any]:
         """Re-grade every customer due at or before `now`: steps, in order."""
     def next_due(self, partition: int) -> int | None: ...
+    def grades(self, as_of: int | None) -> list[dict[str, Any] | bytes]:
+        """Every customer's final grade by id; the state encoded where the native
+        snapshot declines."""
     def customers(self) -> list[str]: ...
     def encoded(self, customer_id: str) -> bytes | None: ...
     def counts(self) -> tuple[int, int, int, int, int | None]:
@@ -137,7 +143,7 @@ class State:
         apply it, or say why it refuses it)."""
     def advance(self, now: int, policy: Policy) -> int:
         """`engine.advance`: STEPPED when there are steps to take, else APPLIED."""
-    def take_steps(self) -> list[Any]:
+    def take_steps(self, policy: Policy) -> list[Any]:
         """The re-grades of the last apply or advance, as the native loop gives them
         (`streams.native.outputs_of`)."""
     # Due times (`streams.core.due`) at the state's as_of; ValueError for a policy with a
@@ -164,3 +170,10 @@ class State:
         """`due.band_due` with the exact parts and a due already known."""
     def indicator_reached(self, slot: int, day: int, policy: Policy) -> bool:
         """`due.indicator_reached`; ValueError for a day without a bucket or a wrong slot."""
+    # The grade snapshot (`streams.core.grading`); ValueError for a policy with a churn
+    # model (not ported).
+    def snapshot(self, t: int, policy: Policy) -> dict[str, Any] | None:
+        """`grading.build_snapshot` at `t` (the state's as_of); None where the Python core
+        must build it (a year outside 1000-9999)."""
+    def churn_reasons_dicts(self, t: int, policy: Policy) -> list[dict[str, str]]:
+        """`measures.churn_reasons` in its own shape, [{"code": ..., "message": ...}]."""

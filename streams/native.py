@@ -49,22 +49,27 @@ def available(policy: Policy) -> bool:
 
 def outputs_of(steps: list[Any], c: CompiledPolicy) -> list[dict[str, Any]]:
     """The output events of the native loop's steps, in order: a step tuple
-    (customer_id, cause kind, time, transitions, the state then encoded, the event's
-    (type, id) or None), or a list of output events the Python core built already."""
+    (customer_id, cause kind, time, transitions, what they quote: (snapshot, reasons) or
+    the state then encoded, the event's (type, id) or None), or a list of output events
+    the Python core built already."""
     out: list[dict[str, Any]] = []
     for step in steps:
         if isinstance(step, list):
             out.extend(step)
             continue
-        customer_id, kind, t, trans, data, event = step
+        customer_id, kind, t, trans, view, event = step
         if event is None:
             cause: dict[str, Any] = {"kind": kind}
         else:
             cause = {"kind": kind, "event_type": event[0], "event_id": event[1]}
-        state = decode(data)
-        assert state.customer_id == customer_id
         transitions = [Transition(*x) for x in trans]
-        out.extend(engine.outputs(state, t, transitions, cause, c))
+        if isinstance(view, bytes):  # the native snapshot declined: the state, encoded
+            out.extend(engine.outputs(decode(view), t, transitions, cause, c))
+        else:
+            snapshot, reasons = view
+            out.extend(
+                engine.output_events(customer_id, t, transitions, cause, c, snapshot, reasons)
+            )
     return out
 
 
@@ -98,6 +103,10 @@ class NativeReplay:
     def counts(self) -> tuple[int, int, int, int, int | None]:
         """(lines, applied, duplicates, regraded_by_time, stream_time) so far."""
         return self.loop.counts()
+
+    def grades(self, as_of: int | None) -> list[dict[str, Any] | bytes]:
+        """Every customer's final grade by id (`Replay.grades`)."""
+        return self.loop.grades(as_of)
 
     def states(self) -> dict[str, CustomerState]:
         """Every customer's state, as the Python core's, by id (sorted)."""

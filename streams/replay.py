@@ -29,6 +29,7 @@ from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
+from streams.core.state import decode as decode_state
 from streams.native import NativeReplay, available
 from streams.schedule import DueIndex, partition_of
 
@@ -337,6 +338,9 @@ class Replayer:
         """
         if as_of is not None:
             self.sweep(as_of)
+        if self.loop is not None:
+            yield from self._finish_native(as_of)
+            return
         states = self.python_states()
         self.stats.customers = len(states)
         policy = self.policy
@@ -346,6 +350,20 @@ class Replayer:
                 yield engine.snapshot(state, policy)
             else:
                 yield grade(state, max(as_of, state.as_of), policy)
+
+    def _finish_native(self, as_of: int | None) -> Iterator[dict[str, Any]]:
+        assert self.loop is not None
+        grades = self.loop.grades(as_of)
+        self.stats.customers = len(grades)
+        for g in grades:
+            if isinstance(g, bytes):  # the native snapshot declined: the Python core's
+                state = decode_state(g)
+                if as_of is None:
+                    yield engine.snapshot(state, self.policy)
+                else:
+                    yield grade(state, max(as_of, state.as_of), self.policy)
+            else:
+                yield g
 
     def _emit_all(self, outputs: Iterable[dict[str, Any]]) -> None:
         for output in outputs:

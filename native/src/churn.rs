@@ -86,7 +86,7 @@ pub fn with_engagement(k: &ChurnCore, s: &State, t: i64, c: &Policy) -> ChurnCor
 }
 
 /// `measures.recency_component`: the overdue ramp, clamped to [0, 1] by Python's
-/// conditional. Not `f64::clamp` (which `churn_core` uses): that keeps a -0.0, which the
+/// conditional. Not `f64::clamp`: that keeps a -0.0, which the
 /// conditional turns into 0.0 (NaN stays NaN either way).
 #[allow(clippy::manual_clamp)]
 pub fn recency_component(days: i64, cadence: f64, c: &Policy) -> f64 {
@@ -120,9 +120,7 @@ pub fn churn_core(s: &State, t: i64, c: &Policy, engagement: bool) -> ChurnCore 
                 }
                 _ => c.cadence_default_days,
             };
-            let x = (days as f64 / cad - c.overdue_start) / (c.overdue_full - c.overdue_start);
-            let rec = x.clamp(0.0, 1.0); // NaN stays NaN, as the Python comparisons leave it
-            (rec, days, cad)
+            (recency_component(days, cad, c), days, cad)
         }
     };
     let mut others = 0.0;
@@ -240,8 +238,7 @@ fn parts(s: &State, t: i64, c: &Policy) -> Parts {
                 }
                 _ => c.cadence_default_days,
             };
-            let x = (days as f64 / cad - c.overdue_start) / (c.overdue_full - c.overdue_start);
-            (x.clamp(0.0, 1.0), days, cad)
+            (recency_component(days, cad, c), days, cad)
         }
     };
     let (open_w, recent_w, comp) = if !s.complaints.is_empty() || !s.cdays.is_empty() {

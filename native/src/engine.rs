@@ -9,8 +9,8 @@
 
 use crate::churn::{churn_core, with_engagement, ChurnCore};
 use crate::due::{
-    band_due, churn_due, complaints_due, holds_due, indicator_reached, intent_grade_due,
-    min_due, order_day_due, order_times_due,
+    band_due, churn_due, complaints_due, holds_due, indicator_reached, intent_grade_due, min_due,
+    order_day_due, order_times_due,
 };
 use crate::folding::{
     fold_complaint, fold_interaction, fold_order, fold_survey, move_to, remember, PLACED,
@@ -51,8 +51,9 @@ pub enum Cause {
     PolicyChange,
 }
 
-/// A re-grade that changed something: why, when, what, and the state as of then, encoded.
-pub type Step = (Cause, i64, Vec<Transition>, Vec<u8>);
+/// A re-grade that changed something: why, when, what, and the state as of then (its
+/// output events quote the grade of their own time).
+pub type Step = (Cause, i64, Vec<Transition>, Box<State>);
 
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -171,7 +172,7 @@ pub fn apply(
     };
     s.due = due;
     if !trans.is_empty() {
-        steps.push((Cause::Event, t, trans, s.encode()));
+        steps.push((Cause::Event, t, trans, Box::new(s.clone())));
     }
     Outcome::Applied
 }
@@ -221,6 +222,6 @@ fn adopt_policy(s: &mut State, c: &Policy, steps: &mut Vec<Step>) {
     }
     let trans = regrade(s, s.as_of, c);
     if !trans.is_empty() {
-        steps.push((Cause::PolicyChange, s.as_of, trans, s.encode()));
+        steps.push((Cause::PolicyChange, s.as_of, trans, Box::new(s.clone())));
     }
 }

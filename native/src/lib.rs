@@ -8,6 +8,7 @@ pub mod decode;
 pub mod due;
 pub mod engine;
 pub mod folding;
+pub mod grading;
 pub mod measures;
 pub mod policy;
 pub mod replay;
@@ -16,10 +17,11 @@ pub mod stepping;
 pub mod timefmt;
 
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use std::collections::HashMap;
 
-use pyo3::types::{PyBytes, PyFloat};
+use pyo3::types::{PyBytes, PyDict, PyFloat};
 
 use engine::{Outcome, Step};
 
@@ -334,18 +336,26 @@ impl PyState {
         self.steps.clear();
         self.event = None;
         engine::advance(&mut self.inner, now, &policy.fold, &mut self.steps);
-        Ok(if self.steps.is_empty() { APPLIED } else { STEPPED })
+        Ok(if self.steps.is_empty() {
+            APPLIED
+        } else {
+            STEPPED
+        })
     }
 
     /// The steps of the last `apply` or `advance`, as the native loop gives them
     /// (`replay::step_tuple`).
-    fn take_steps<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn take_steps<'py>(
+        &mut self,
+        py: Python<'py>,
+        policy: &PyPolicy,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let event = self.event.take();
         self.steps
             .drain(..)
             .map(|step| {
                 let customer_id = self.inner.customer_id.clone();
-                replay::step_tuple(py, customer_id, step, event.clone())
+                replay::step_tuple(py, customer_id, step, event.clone(), &policy.fold)
             })
             .collect()
     }
@@ -592,6 +602,85 @@ impl PyState {
         }
         Ok(due::indicator_reached(s, slot, day, &policy.fold))
     }
+
+    // ---- the grade snapshot (`streams.core.grading`) ----
+
+    /// `grading.build_snapshot(state, t, policy)` (`t` the state's as_of); None where the
+    /// Python core must build it (a year outside 1000-9999: strftime).
+    fn snapshot<'py>(
+        &self,
+        py: Python<'py>,
+        t: i64,
+        policy: &PyPolicy,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        policy.without_model()?;
+        grading::snapshot(&self.inner, t, &policy.fold)
+            .map(|g| snapshot_dict(py, &g))
+            .transpose()
+    }
+
+    /// `measures.churn_reasons` at `t` in its own shape, [{"code", "message"}, ...], as a
+    /// churn_risk_changed event carries it.
+    fn churn_reasons_dicts<'py>(
+        &self,
+        py: Python<'py>,
+        t: i64,
+        policy: &PyPolicy,
+    ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        policy.without_model()?;
+        reasons_list(py, &churn::churn_reasons(&self.inner, t, &policy.fold))
+    }
+}
+
+/// `grading.build_snapshot`'s dict: the same keys in the same order, the same value types
+/// (ints, floats, None for no recency), so orjson writes the same bytes.
+pub(crate) fn snapshot_dict<'py>(py: Python<'py>, g: &grading::Snapshot) -> PyResult<Bound<'py, PyDict>> {
+    let rfm = PyDict::new(py);
+    rfm.set_item(intern!(py, "recency_days"), g.rfm.recency_days)?;
+    rfm.set_item(intern!(py, "frequency"), g.rfm.frequency)?;
+    rfm.set_item(intern!(py, "monetary"), g.monetary)?;
+    rfm.set_item(intern!(py, "r"), g.rfm.r)?;
+    rfm.set_item(intern!(py, "f"), g.rfm.f)?;
+    rfm.set_item(intern!(py, "m"), g.rfm.m)?;
+    rfm.set_item(intern!(py, "code"), g.code())?;
+    let churn = PyDict::new(py);
+    churn.set_item(intern!(py, "score"), g.score)?;
+    churn.set_item(intern!(py, "band"), g.band)?;
+    churn.set_item(intern!(py, "reasons"), reasons_list(py, &g.reasons)?)?;
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "customer_id"), g.customer_id)?;
+    d.set_item(intern!(py, "as_of"), &g.as_of)?;
+    d.set_item(intern!(py, "seq"), g.seq)?;
+    d.set_item(intern!(py, "policy_version"), g.policy_version)?;
+    d.set_item(intern!(py, "rfm"), rfm)?;
+    d.set_item(intern!(py, "segment"), g.segment)?;
+    d.set_item(intern!(py, "tier"), g.tier)?;
+    d.set_item(intern!(py, "lifecycle"), g.lifecycle)?;
+    d.set_item(intern!(py, "intent_grade"), g.intent_grade)?;
+    d.set_item(intern!(py, "value_class"), g.value_class)?;
+    d.set_item(intern!(py, "churn"), churn)?;
+    Ok(d)
+}
+
+/// `measures.churn_reasons`'s shape: a list of {"code", "message"} dicts.
+pub(crate) fn reasons_list<'py>(
+    py: Python<'py>,
+    reasons: &[(&str, String)],
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let list = pyo3::types::PyList::empty(py);
+    for (code, message) in reasons {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "code"), code)?;
+        d.set_item(intern!(py, "message"), message)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
+/// `round(x, 2)` bit for bit (the snapshot's monetary), for the tests.
+#[pyfunction]
+fn round2(x: f64) -> f64 {
+    grading::py_round2(x)
 }
 
 #[pymodule]
@@ -600,6 +689,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_whole_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(format_rfc3339, m)?)?;
     m.add_function(wrap_pyfunction!(round4, m)?)?;
+    m.add_function(wrap_pyfunction!(round2, m)?)?;
     m.add("APPLIED", APPLIED)?;
     m.add("DUPLICATE", DUPLICATE)?;
     m.add("ASK_PYTHON", ASK_PYTHON)?;

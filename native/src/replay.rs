@@ -17,9 +17,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::decode::{Decoder, Event};
+use crate::churn::churn_reasons;
 use crate::engine::{self, Cause, Outcome, Step};
+use crate::grading;
+use crate::{reasons_list, snapshot_dict};
 use crate::policy::Policy;
 use crate::state::State;
+use crate::stepping::roll;
 
 /// Due times by customer, popped in (due, customer) order (`schedule.DueIndex`).
 #[derive(Default)]
@@ -292,36 +296,58 @@ impl PyReplay {
 
 /// A step as the Python side builds output events from it (`streams.native.outputs_of`):
 /// (customer_id, cause kind, time, transitions as (type, previous, current, extra,
-/// score), the state then encoded, the event's (type, id) for cause "event").
+/// score), what the events quote, the event's (type, id) for cause "event"). What they
+/// quote is (the snapshot or None, churn's reasons or None), built here, or where the
+/// native snapshot declines (a year outside 1000-9999) the state then, encoded.
 pub fn step_tuple<'py>(
     py: Python<'py>,
     customer_id: String,
-    (cause, t, trans, data): Step,
+    (cause, t, trans, state): Step,
     event: Option<(String, String)>,
+    c: &Policy,
 ) -> PyResult<Bound<'py, PyAny>> {
     let kind = match cause {
         Cause::Event => "event",
         Cause::Inactivity => "inactivity",
         Cause::PolicyChange => "policy_change",
     };
+    let wants = |kind: &str| trans.iter().any(|x| x.kind == kind);
+    let snapshot = if wants("tier_changed") {
+        match grading::snapshot(&state, t, c) {
+            Some(g) => Some(snapshot_dict(py, &g)?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let view = if wants("tier_changed") && snapshot.is_none() {
+        PyBytes::new(py, &state.encode()).into_any()
+    } else {
+        let reasons = if wants("churn_risk_changed") {
+            Some(reasons_list(py, &churn_reasons(&state, t, c))?)
+        } else {
+            None
+        };
+        (snapshot, reasons).into_pyobject(py)?.into_any()
+    };
     let trans: Vec<_> = trans
         .into_iter()
         .map(|x| (x.kind, x.previous, x.current, x.extra, x.score))
         .collect();
     let event = if cause == Cause::Event { event } else { None };
-    Ok((customer_id, kind, t, trans, PyBytes::new(py, &data), event)
+    Ok((customer_id, kind, t, trans, view, event)
         .into_pyobject(py)?
         .into_any())
 }
 
-fn out_object<'py>(py: Python<'py>, out: Out) -> PyResult<Bound<'py, PyAny>> {
+fn out_object<'py>(py: Python<'py>, out: Out, c: &Policy) -> PyResult<Bound<'py, PyAny>> {
     match out {
         Out::Python(outputs) => Ok(outputs.into_bound(py)),
         Out::Step {
             customer_id,
             step,
             event,
-        } => step_tuple(py, customer_id, step, event),
+        } => step_tuple(py, customer_id, step, event, c),
     }
 }
 
@@ -404,7 +430,7 @@ impl PyReplay {
         dead.sort_by_key(|d| d.0);
         let list = PyList::empty(py);
         for (_, out) in outs {
-            list.append(out_object(py, out)?)?;
+            list.append(out_object(py, out, &self.fold)?)?;
         }
         Ok((list, dead))
     }
@@ -432,7 +458,7 @@ impl PyReplay {
                         step,
                         event: None,
                     };
-                    list.append(out_object(py, out)?)?;
+                    list.append(out_object(py, out, &self.fold)?)?;
                 }
                 self.dues
                     .get_mut(&partition)
@@ -446,6 +472,32 @@ impl PyReplay {
     /// The earliest due time of a partition (`DueIndex.next_due`), for the tests.
     fn next_due(&mut self, partition: usize) -> Option<i64> {
         self.dues.get_mut(&partition).and_then(DueIndex::next_due)
+    }
+
+    /// Every customer's final grade, by id (`Replayer.finish` after its sweep): the
+    /// snapshot at its as_of, or with `as_of` at max(as_of, its own) as `grading.grade`
+    /// looks ahead (on a copy); the state encoded where the native snapshot declines.
+    #[pyo3(signature = (as_of))]
+    fn grades<'py>(&self, py: Python<'py>, as_of: Option<i64>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for customer_id in self.customers() {
+            let s = &self.states[&customer_id];
+            let ahead;
+            let (state, t) = match as_of {
+                Some(now) if now > s.as_of => {
+                    let mut copy = s.as_ref().clone();
+                    roll(&mut copy, now, &self.fold, &mut Vec::new());
+                    ahead = copy;
+                    (&ahead, now)
+                }
+                _ => (s.as_ref(), s.as_of),
+            };
+            match grading::snapshot(state, t, &self.fold) {
+                Some(g) => list.append(snapshot_dict(py, &g)?)?,
+                None => list.append(PyBytes::new(py, &s.encode()))?,
+            }
+        }
+        Ok(list)
     }
 
     /// Every customer's id, sorted.

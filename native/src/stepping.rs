@@ -179,8 +179,8 @@ pub fn settle(
 }
 
 /// A step of `roll` that changed something: its time, its transitions, and the state as of
-/// that time, encoded (the output events quote the grade of their own time).
-pub type Step = (i64, Vec<Transition>, Vec<u8>);
+/// that time (the output events quote the grade of their own time).
+pub type Step = (i64, Vec<Transition>, Box<State>);
 
 /// Re-grade at every due time <= `now` in turn; true if at least one was processed
 /// (`stepping.roll`: as_of ends at the last due time processed, never at `now`).
@@ -204,7 +204,7 @@ pub fn roll(s: &mut State, now: i64, c: &Policy, steps: &mut Vec<Step>) -> bool 
         s.due = next;
         stepped = true;
         if !tr.is_empty() {
-            steps.push((due, tr, s.encode()));
+            steps.push((due, tr, Box::new(s.clone())));
         }
     }
     s.due = next;

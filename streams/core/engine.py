@@ -99,6 +99,7 @@ __all__ = [
     "event_cause",
     "event_time",
     "new_state",
+    "output_events",
     "outputs",
     "regrade_for_policy",
     "revision",
@@ -184,6 +185,26 @@ def outputs(
     s: CustomerState, t: int, trans: list[Transition], cause: dict[str, Any], c: CompiledPolicy
 ) -> list[dict[str, Any]]:
     """The output events of transitions `trans` at ``t``, of `s` as of ``t``."""
+    snapshot = reasons = None
+    for tr in trans:
+        if tr.type == TIER_CHANGED:
+            snapshot = build_snapshot(s, t, c)
+        elif tr.type == CHURN_RISK_CHANGED:
+            reasons = churn_reasons(s, t, c)
+    return output_events(s.customer_id, t, trans, cause, c, snapshot, reasons)
+
+
+def output_events(
+    customer_id: str,
+    t: int,
+    trans: list[Transition],
+    cause: dict[str, Any],
+    c: CompiledPolicy,
+    snapshot: dict[str, Any] | None,
+    reasons: list[dict[str, str]] | None,
+) -> list[dict[str, Any]]:
+    """`outputs` given what they quote: the snapshot at ``t`` (for a tier change) and
+    churn's reasons at ``t`` (for a churn-risk change); the native loop builds those."""
     at = format_rfc3339(t)
     key_tail = "\x1f".join(
         (cause["kind"], cause.get("event_type", ""), cause.get("event_id", ""), at, c.version)
@@ -191,23 +212,23 @@ def outputs(
     out: list[dict[str, Any]] = []
     for tr in trans:
         digest = hashlib.blake2b(
-            f"{s.customer_id}\x1f{tr.type}\x1f{key_tail}".encode(), digest_size=16
+            f"{customer_id}\x1f{tr.type}\x1f{key_tail}".encode(), digest_size=16
         ).hexdigest()
         o: dict[str, Any] = {
             "event_id": digest,
             "type": tr.type,
-            "customer_id": s.customer_id,
+            "customer_id": customer_id,
             "occurred_at": at,
             "policy_version": c.version,
             "cause": cause,
         }
         if tr.type == TIER_CHANGED:
             o["previous_tier"], o["tier"], o["direction"] = tr.previous, tr.current, tr.extra
-            o["snapshot"] = build_snapshot(s, t, c)
+            o["snapshot"] = snapshot
         elif tr.type == CHURN_RISK_CHANGED:
             o["score"], o["band"], o["previous_band"] = tr.score, tr.current, tr.previous
             o["alert"] = tr.extra
-            o["reasons"] = churn_reasons(s, t, c)
+            o["reasons"] = reasons
         else:
             o["previous_stage"], o["stage"] = tr.previous, tr.current
         out.append(o)

@@ -171,7 +171,7 @@ def test_a_policy_change_regrades_alike(strict: Path) -> None:
     event = decoder.decode(lines[3])
     assert event is not None
     assert rs.apply(event, fold) == native.STEPPED
-    got = outputs_of(rs.take_steps(), new.compiled)
+    got = outputs_of(rs.take_steps(fold), new.compiled)
     assert got == want
     assert rs.encode() == encode(py)
     assert [o["cause"]["kind"] for o in got][:1] == ["policy_change"]
