@@ -16,6 +16,9 @@ pub mod state;
 pub mod stepping;
 pub mod timefmt;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
