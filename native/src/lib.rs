@@ -637,7 +637,10 @@ impl PyState {
 
 /// `grading.build_snapshot`'s dict: the same keys in the same order, the same value types
 /// (ints, floats, None for no recency), so orjson writes the same bytes.
-pub(crate) fn snapshot_dict<'py>(py: Python<'py>, g: &grading::Snapshot) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn snapshot_dict<'py>(
+    py: Python<'py>,
+    g: &grading::Snapshot,
+) -> PyResult<Bound<'py, PyDict>> {
     let rfm = PyDict::new(py);
     rfm.set_item(intern!(py, "recency_days"), g.rfm.recency_days)?;
     rfm.set_item(intern!(py, "frequency"), g.rfm.frequency)?;

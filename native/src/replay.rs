@@ -16,14 +16,14 @@ use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::decode::{Decoder, Event};
 use crate::churn::churn_reasons;
+use crate::decode::{Decoder, Event};
 use crate::engine::{self, Cause, Outcome, Step};
 use crate::grading;
-use crate::{reasons_list, snapshot_dict};
 use crate::policy::Policy;
 use crate::state::State;
 use crate::stepping::roll;
+use crate::{reasons_list, snapshot_dict};
 
 /// Due times by customer, popped in (due, customer) order (`schedule.DueIndex`).
 #[derive(Default)]
@@ -200,7 +200,9 @@ impl PyReplay {
             };
             let mut steps = Vec::new();
             let outcome = match native {
-                Some(ev) => engine::apply(s, &ev.event_id, ev.at, &ev.input, &self.fold, &mut steps),
+                Some(ev) => {
+                    engine::apply(s, &ev.event_id, ev.at, &ev.input, &self.fold, &mut steps)
+                }
                 None => Outcome::Refused,
             };
             match outcome {
@@ -238,7 +240,8 @@ impl PyReplay {
                     } else {
                         self.applied += 1;
                         if let Some(data) = new_state {
-                            **s = State::decode(&data).map_err(pyo3::exceptions::PyValueError::new_err)?;
+                            **s = State::decode(&data)
+                                .map_err(pyo3::exceptions::PyValueError::new_err)?;
                         }
                         outs.push((event_key, Out::Python(outputs)));
                     }
@@ -362,7 +365,10 @@ impl PyReplay {
         &mut self,
         py: Python<'py>,
         lines: Vec<(i64, Bound<'py, PyBytes>)>,
-    ) -> PyResult<(Bound<'py, PyList>, Vec<(i64, Py<PyBytes>, Option<PyObject>)>)> {
+    ) -> PyResult<(
+        Bound<'py, PyList>,
+        Vec<(i64, Py<PyBytes>, Option<PyObject>)>,
+    )> {
         // Pass 1, in line order: decode, stream time, the rising lines per partition.
         let mut by_customer: IndexMap<String, Vec<Line>, FxBuildHasher> = IndexMap::default();
         let mut rises: HashMap<usize, (Vec<i64>, Vec<i64>)> = HashMap::default();
