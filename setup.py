@@ -18,7 +18,7 @@ worker share (``streams/schedule.py``) and the boundary's decode (``streams/cont
 are compiled: they are the per-event path of a replay around the core.
 
 It also builds ``native/`` (Rust, PyO3) into ``streams._native`` through setuptools-rust:
-the native hot path in progress (docs/grading.md, "Native hot path"), under the same
+the native core replay runs (docs/grading.md, "Native hot path"), under the same
 ``GRADESTREAM_COMPILE`` (``auto``: skipped with a warning without cargo or on a build error;
 ``1``: required; ``0``: not built).
 
@@ -167,7 +167,7 @@ def _rust_extensions() -> list[Any]:
     if MODE == "0":
         return []
     if shutil.which("cargo") is None:
-        _fallback("no cargo found", "without the native module (nothing uses it yet)")
+        _fallback("no cargo found", "without the native module (replay runs the Python core)")
         return []
     from setuptools_rust import Binding, RustExtension
 

@@ -1,4 +1,4 @@
-# The native hot path (native/, Rust; docs/grading.md, "Decision"). Slice 1: the state.
+# The native core (native/, Rust; docs/grading.md, "Native hot path (Rust)").
 
 from collections.abc import Callable
 from typing import Any

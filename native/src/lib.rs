@@ -1,7 +1,7 @@
-//! gradestream's native hot path (docs/grading.md, "Decision"): the grading core's state
-//! and, slice by slice, its rules, each checked against the Python core, which stays the
-//! reference. Slice 1: the state and its encoding (format 2, the very bytes of
-//! `streams.core.state.encode`). Slice 2, begun: the folds (`streams.core.folding`).
+//! gradestream's native core (docs/grading.md, "Native hot path (Rust)"): the grading
+//! core's state and rules, each module a port of its Python namesake in `streams/core`
+//! (which stays the reference, checked against in `tests/native`), the boundary's fast
+//! path (`decode.rs`) and replay's loop (`replay.rs`). This file is the Python binding.
 
 pub mod churn;
 pub mod decode;
