@@ -85,7 +85,8 @@ enum Read {
 
 struct Line {
     line_no: i64,
-    raw: Py<PyBytes>,
+    /// Its place in the chunk's lines (which hold its bytes: no reference per line).
+    index: usize,
     event: Read,
     at: i64,
     /// How many of its partition's rising lines are at or before it.
@@ -173,9 +174,10 @@ impl PyReplay {
     /// One customer through its lines of a chunk and its partition's rising lines
     /// (`Replayer._run`).
     #[allow(clippy::too_many_arguments)]
-    fn run(
+    fn run<'py>(
         &mut self,
-        py: Python<'_>,
+        py: Python<'py>,
+        raws: &[(i64, Bound<'py, PyBytes>)],
         customer_id: &str,
         mine: Vec<Line>,
         rises: &HashMap<usize, (Vec<i64>, Vec<i64>)>,
@@ -222,7 +224,7 @@ impl PyReplay {
                 Outcome::Refused => {
                     // The Python core applies it to a copy, or says why it refuses it.
                     let event = match &line.event {
-                        Read::Native(_) => line.raw.clone_ref(py).into_any(),
+                        Read::Native(_) => raws[line.index].1.clone().into_any().unbind(),
                         Read::Python(event) => event.clone_ref(py),
                     };
                     let data = PyBytes::new(py, &s.encode());
@@ -234,7 +236,8 @@ impl PyReplay {
                         Option<Vec<u8>>,
                     ) = answer.extract(py)?;
                     if !rejection.is_none(py) {
-                        dead.push((line.line_no, line.raw, Some(rejection)));
+                        let raw = raws[line.index].1.clone().unbind();
+                        dead.push((line.line_no, raw, Some(rejection)));
                     } else if duplicate {
                         self.duplicates += 1;
                     } else {
@@ -374,14 +377,15 @@ impl PyReplay {
         let mut rises: HashMap<usize, (Vec<i64>, Vec<i64>)> = HashMap::default();
         let mut partitions_seen: Vec<usize> = Vec::new();
         let mut dead: Vec<(i64, Py<PyBytes>, Option<PyObject>)> = Vec::new();
-        for (line_no, raw) in lines {
+        for (index, (line_no, raw)) in lines.iter().enumerate() {
+            let line_no = *line_no;
             self.lines += 1;
             let (customer_id, at, event) = match self.decoder.decode(raw.as_bytes(), &self.fold) {
                 Some(ev) => (ev.customer_id.clone(), ev.at, Read::Native(ev)),
                 None => {
                     let read = self.read.call1(py, (raw.clone(),))?;
                     if read.is_none(py) {
-                        dead.push((line_no, raw.unbind(), None));
+                        dead.push((line_no, raw.clone().unbind(), None));
                         continue;
                     }
                     let (event, customer_id, at): (PyObject, String, i64) = read.extract(py)?;
@@ -404,7 +408,7 @@ impl PyReplay {
             }
             let line = Line {
                 line_no,
-                raw: raw.unbind(),
+                index,
                 event,
                 at,
                 rises: rise_lines.len(),
@@ -426,10 +430,10 @@ impl PyReplay {
             }
         }
         for customer_id in quiet {
-            self.run(py, &customer_id, Vec::new(), &rises, &mut outs, &mut dead)?;
+            self.run(py, &lines, &customer_id, Vec::new(), &rises, &mut outs, &mut dead)?;
         }
         for (customer_id, mine) in by_customer {
-            self.run(py, &customer_id, mine, &rises, &mut outs, &mut dead)?;
+            self.run(py, &lines, &customer_id, mine, &rises, &mut outs, &mut dead)?;
         }
         // Stable: one key's outputs stay in the order they were made.
         outs.sort_by(|a, b| a.0.cmp(&b.0));
