@@ -430,7 +430,15 @@ impl PyReplay {
             }
         }
         for customer_id in quiet {
-            self.run(py, &lines, &customer_id, Vec::new(), &rises, &mut outs, &mut dead)?;
+            self.run(
+                py,
+                &lines,
+                &customer_id,
+                Vec::new(),
+                &rises,
+                &mut outs,
+                &mut dead,
+            )?;
         }
         for (customer_id, mine) in by_customer {
             self.run(py, &lines, &customer_id, mine, &rises, &mut outs, &mut dead)?;
