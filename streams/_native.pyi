@@ -73,7 +73,6 @@ class Replay:
         None for `contracts.decode`'s), by line)."""
     def sweep(self, now: int) -> list[Any]:
         """Re-grade every customer due at or before `now`: steps, in order."""
-    def next_due(self, partition: int) -> int | None: ...
     def grades(self, as_of: int | None) -> list[dict[str, Any] | bytes]:
         """Every customer's final grade by id; the state encoded where the native
         snapshot declines."""

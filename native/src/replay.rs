@@ -64,16 +64,6 @@ impl DueIndex {
         }
         out
     }
-
-    fn next_due(&mut self) -> Option<i64> {
-        while let Some(Reverse((due, customer_id))) = self.heap.peek() {
-            if self.due.get(customer_id) == Some(due) {
-                return Some(*due);
-            }
-            self.heap.pop();
-        }
-        None
-    }
 }
 
 /// A line's event: read natively, or by `contracts.decode` (then applied by the Python
@@ -197,8 +187,8 @@ impl PyReplay {
             k = line.rises;
             let event_key = (line.line_no, 1, 0, String::new());
             let native = match &line.event {
-                Read::Native(ev) if ev.customer_id == s.customer_id => Some(ev),
-                _ => None,
+                Read::Native(ev) => Some(ev),
+                Read::Python(_) => None,
             };
             let mut steps = Vec::new();
             let outcome = match native {
@@ -318,7 +308,8 @@ pub fn step_tuple<'py>(
         Cause::PolicyChange => "policy_change",
     };
     let wants = |kind: &str| trans.iter().any(|x| x.kind == kind);
-    let snapshot = if wants("tier_changed") {
+    let tier = wants("tier_changed");
+    let snapshot = if tier {
         match grading::snapshot(&state, t, c) {
             Some(g) => Some(snapshot_dict(py, &g)?),
             None => None,
@@ -326,7 +317,7 @@ pub fn step_tuple<'py>(
     } else {
         None
     };
-    let view = if wants("tier_changed") && snapshot.is_none() {
+    let view = if tier && snapshot.is_none() {
         PyBytes::new(py, &state.encode()).into_any()
     } else {
         let reasons = if wants("churn_risk_changed") {
@@ -485,11 +476,6 @@ impl PyReplay {
             }
         }
         Ok(list)
-    }
-
-    /// The earliest due time of a partition (`DueIndex.next_due`), for the tests.
-    fn next_due(&mut self, partition: usize) -> Option<i64> {
-        self.dues.get_mut(&partition).and_then(DueIndex::next_due)
     }
 
     /// Every customer's final grade, by id (`Replayer.finish` after its sweep): the
