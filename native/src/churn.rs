@@ -159,14 +159,19 @@ fn py_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Python's `round(x, 4)`: the correctly rounded 4-decimal text of the exact binary value
-/// (ties to even), read back. Rust's `{:.4}` formats the exact value the same way.
-pub fn py_round4(x: f64) -> f64 {
+/// Python's `round(x, places)`: the correctly rounded text of the exact binary value
+/// (ties to even), read back. Rust's `{:.N}` formats the exact value the same way.
+pub fn py_round(x: f64, places: usize) -> f64 {
     if !x.is_finite() {
         return x;
     }
     // "-0.0000" reads back as -0.0: round keeps the sign of a zero result too.
-    format!("{x:.4}").parse().unwrap_or(x)
+    format!("{x:.places$}").parse().unwrap_or(x)
+}
+
+/// `round(x, 4)`, the slow way (`round4` takes the fast one where it is safe).
+pub fn py_round4(x: f64) -> f64 {
+    py_round(x, 4)
 }
 
 /// `measures.round4`: round(x, 4) bit for bit, the fast way where it is safe.

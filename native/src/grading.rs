@@ -3,7 +3,7 @@
 //! customer-grades topic, Redis and the HTTP API carry, and what a tier_changed event
 //! holds; `lib.rs` turns it into the very dict the Python core builds.
 
-use crate::churn::{churn_reasons, churn_score};
+use crate::churn::{churn_reasons, churn_score, py_round};
 use crate::measures::{intent, rfm, segment, value_class, Rfm};
 use crate::policy::Policy;
 use crate::state::State;
@@ -95,14 +95,9 @@ pub fn div100(cents: i64) -> f64 {
     }
 }
 
-/// Python's `round(x, 2)`: the correctly rounded 2-decimal text of the exact binary value
-/// (ties to even), read back, as `churn::py_round4`.
+/// Python's `round(x, 2)` (`churn::py_round`).
 pub fn py_round2(x: f64) -> f64 {
-    if !x.is_finite() {
-        return x;
-    }
-    // "-0.00" reads back as -0.0: round keeps the sign of a zero result too.
-    format!("{x:.2}").parse().unwrap_or(x)
+    py_round(x, 2)
 }
 
 #[cfg(test)]
