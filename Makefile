@@ -10,9 +10,6 @@ BIN := $(VENV)/bin
 # than the grading core's sources once they are compiled (setup.py: an extension module
 # wins over its .py, so an edited core must be compiled again).
 STAMP := $(VENV)/.installed
-# The native module's own checks and unit tests (native/; its tests run without the
-# extension-module feature, against the venv's Python).
-CARGO := PYO3_PYTHON=$(CURDIR)/$(BIN)/python cargo
 
 .PHONY: help install kafka-up kafka-down redis-up redis-down lint format test soak demo clean
 
@@ -28,7 +25,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard streams/core/*.py) streams/replay.py streams/schedule.py streams/contracts.py native/Cargo.toml $(wildcard native/src/*.rs)
+$(STAMP): pyproject.toml setup.py $(wildcard streams/core/*.py) streams/replay.py streams/schedule.py streams/contracts.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradestream needs Python >= 3.11, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
@@ -56,8 +53,6 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 	$(BIN)/python deploy/validate.py
 	$(BIN)/python -m streams.docgen --check
-	$(CARGO) fmt --manifest-path native/Cargo.toml --check
-	$(CARGO) clippy --manifest-path native/Cargo.toml --no-default-features --all-targets -q -- -D warnings
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -66,7 +61,6 @@ format: $(STAMP)
 # The fixtures start Kafka and Redis when KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are unset;
 # fetching the jars first keeps that out of the first test's time.
 test: lint
-	$(CARGO) test --manifest-path native/Cargo.toml --no-default-features -q
 	@[ -n "$$KAFKA_BOOTSTRAP_SERVERS" ] || deploy/kafka/kafka.sh jars
 	$(BIN)/pytest
 

@@ -17,11 +17,6 @@ Besides the core, the replay loop (``streams/replay.py``), the due index it and 
 worker share (``streams/schedule.py``) and the boundary's decode (``streams/contracts.py``)
 are compiled: they are the per-event path of a replay around the core.
 
-It also builds ``native/`` (Rust, PyO3) into ``streams._native`` through setuptools-rust:
-the native core replay runs (docs/grading.md, "Native hot path"), under the same
-``GRADESTREAM_COMPILE`` (``auto``: skipped with a warning without cargo or on a build error;
-``1``: required; ``0``: not built).
-
 Editable installs (``make install``) build the extensions in place, next to the sources
 (``streams/core/*.cpython-*.so``, ``streams/replay.cpython-*.so``, ...; git-ignored). An
 extension module wins over the .py file of the same name, so after editing a compiled
@@ -160,33 +155,7 @@ class OptionalBuildExt(build_ext):
         return mapping
 
 
-def _rust_extensions() -> list[Any]:
-    """The native hot path (native/, Rust with PyO3; docs/grading.md, "Decision"), built
-    by cargo through setuptools-rust as ``streams._native``. Optional as the mypyc core is:
-    without cargo, or on a build error, the package installs without it (``auto``)."""
-    if MODE == "0":
-        return []
-    if shutil.which("cargo") is None:
-        _fallback("no cargo found", "without the native module (replay runs the Python core)")
-        return []
-    from setuptools_rust import Binding, RustExtension
-
-    return [
-        RustExtension(
-            "streams._native",
-            path="native/Cargo.toml",
-            binding=Binding.PyO3,
-            # rustc never contracts a*b+c into a fused multiply-add (no -ffp-contract
-            # needed): its floats are the Python core's, operation for operation.
-            optional=MODE != "1",
-            # Release also for editable installs (setuptools-rust builds those as debug).
-            debug=False,
-        )
-    ]
-
-
 setup(
     ext_modules=_extensions(),
-    rust_extensions=_rust_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -62,12 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, default=28_000)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument(
-        "--core",
-        choices=("auto", "native", "python"),
-        default="auto",
-        help="grading core of the replay (auto: native when built; see docs/grading.md)",
-    )
     ap.add_argument("--write-docs", action="store_true", help=f"update {DOCS.relative_to(REPO)}")
     ap.add_argument("--note", default="", help="with --write-docs: add a history row")
     args = ap.parse_args(argv)
@@ -83,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parse_s = _best(3, lambda: _parse_only(source))
     decode_s = _best(1, lambda: _decode_only(source))
     rss_before = _maxrss_mib()
-    native = {"auto": None, "native": True, "python": False}[args.core]
-    replay_s, stats, states, core = timed_replay(source, native)
+    replay_s, stats, states = timed_replay(source)
     rss_after = _maxrss_mib()
     sizes = sorted(len(encode(s)) for s in states)
     heavy = _heavy_customer_bytes()
@@ -111,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         "state_p95": sizes[int(0.95 * (len(sizes) - 1))],
         "state_max": sizes[-1],
         "heavy": heavy,
-        "core": core,
     }
     _print(res)
     if args.write_docs:
@@ -158,9 +150,7 @@ def _decode_only(source: Path) -> float:
     return time.perf_counter() - started
 
 
-def timed_replay(
-    source: Path, native: bool | None = None
-) -> tuple[float, replay.ReplayStats, list[Any], str]:
+def timed_replay(source: Path) -> tuple[float, replay.ReplayStats, list[Any]]:
     """Time `replay_file` itself; keep its Replayer to measure the states afterwards
     (bench/stream_bench.py takes its states from here too)."""
     captured: list[replay.Replayer] = []
@@ -169,11 +159,11 @@ def timed_replay(
         d = Path(tmp)
         started = time.perf_counter()
         stats = replay.replay_file(
-            source, policy, d / "o", d / "s", d / "dlq", finished=captured.append, native=native
+            source, policy, d / "o", d / "s", d / "dlq", finished=captured.append
         )
         elapsed = time.perf_counter() - started
     replayer = captured[0]
-    return elapsed, stats, list(replayer.python_states().values()), replayer.core
+    return elapsed, stats, list(replayer.states.values())
 
 
 def _heavy_customer_bytes() -> int:
@@ -282,8 +272,7 @@ def _commit() -> str:
 
 
 def _core_kind() -> str:
-    """Whether streams/core runs compiled (setup.py builds it with mypyc) or as Python:
-    the native core's rare paths (outputs, snapshots) are the Python core's."""
+    """Whether streams/core runs compiled (setup.py builds it with mypyc) or as Python."""
     from streams.core import engine
 
     if engine.__file__ and engine.__file__.endswith(".py"):
@@ -299,7 +288,7 @@ def _section(res: dict[str, Any], args: argparse.Namespace, cmd: str) -> str:
         f"{platform.python_implementation()} {platform.python_version()}, one core. "
         f"Commit {_commit()} (plus any uncommitted changes of that run).",
         "",
-        f"Grading core: {res['core']} ({_core_kind()}). "
+        f"Grading core: {_core_kind()}. "
         f"Load average (1 min) {res['load_before']:.1f} before "
         f"the run, {res['load_after']:.1f} after (2 CPUs: above ~1, the machine was shared).",
         "",

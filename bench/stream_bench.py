@@ -681,7 +681,7 @@ def source_states(customers: int, days: int, seed: int) -> list[bytes]:
         source = CACHE / f"sim-c{customers}-d{days}-s{seed}.jsonl"
         if not source.exists():
             write_jsonl(generate(customers, days, seed, config=SimConfig(keys=False)), source)
-        _, _, states, _ = timed_replay(source)
+        _, _, states = timed_replay(source)
         path.write_bytes(b"\n".join(encode(s) for s in states))
     return path.read_bytes().split(b"\n")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -58,14 +57,6 @@ def policy_or_exit(path: Path | None) -> Policy:
         raise typer.Exit(2) from exc
 
 
-class CoreChoice(StrEnum):
-    """Which grading core replays: the same outputs from each (docs/grading.md)."""
-
-    auto = "auto"
-    native = "native"
-    python = "python"
-
-
 @app.command()
 def replay(
     source: Annotated[
@@ -86,26 +77,12 @@ def replay(
         int,
         typer.Option(min=1, help="Keep stream time per partition, as a worker on this many does."),
     ] = 1,
-    core: Annotated[
-        CoreChoice,
-        typer.Option(
-            help="Grading core: native (Rust), python, or auto (native when it is built and "
-            "the policy has no churn model). The same outputs from each."
-        ),
-    ] = CoreChoice.auto,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
-    from streams.native import why_not
     from streams.replay import replay_file
 
     end = rfc3339(as_of) if as_of is not None else None
     the_policy = policy_or_exit(policy)
-    native = {CoreChoice.auto: None, CoreChoice.native: True, CoreChoice.python: False}[core]
-    reason = why_not(the_policy)
-    if native and reason is not None:
-        console.print(f"[red]--core native:[/red] {reason}")
-        raise typer.Exit(2)
-    core_name = "native" if native is not False and reason is None else "python"
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
     started = time.perf_counter()
     with Progress(
@@ -126,13 +103,10 @@ def replay(
             as_of=end,
             partitions=partitions,
             progress=lambda done: bar.update(task, completed=done),
-            native=native,
         )
     elapsed = time.perf_counter() - started
 
-    table = Table(
-        title=f"replay of {source} (policy {the_policy.policy_version}, {core_name} core)"
-    )
+    table = Table(title=f"replay of {source} (policy {the_policy.policy_version})")
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("lines read", f"{stats.lines:,}")

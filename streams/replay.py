@@ -29,8 +29,6 @@ from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
-from streams.core.state import decode as decode_state
-from streams.native import NativeReplay, available
 from streams.schedule import DueIndex, partition_of
 
 # A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
@@ -75,36 +73,15 @@ class Replayer:
     # Under the event clock time is kept per partition, as the worker keeps it: with the
     # worker's partition count, replay sees the time each customer's partition sees.
     partitions: int = 1
-    # The native loop (True: an error if it cannot grade under the policy), the Python
-    # core (False), or the native loop when it can (None). The same bytes either way.
-    native: bool | None = None
-    # The Python core's states (the native loop keeps its own: `python_states`).
     states: dict[str, CustomerState] = field(default_factory=dict)
     stats: ReplayStats = field(default_factory=ReplayStats)
     # Per partition: its stream time (highest event time read) and its due customers.
     times: dict[int, int] = field(default_factory=dict)
     dues: dict[int, DueIndex] = field(default_factory=dict)
-    loop: NativeReplay | None = field(init=False, default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        native = available(self.policy) if self.native is None else self.native
-        self.loop = NativeReplay(self.policy, self.partitions) if native else None
-
-    @property
-    def core(self) -> str:
-        """Which core grades: "native" or "python"."""
-        return "python" if self.loop is None else "native"
-
-    def python_states(self) -> dict[str, CustomerState]:
-        """Every customer's state, as the Python core's."""
-        return self.states if self.loop is None else self.loop.states()
 
     def feed(self, line_no: int, raw: bytes) -> None:
         # One line at a time: for callers that have no more, and the plain reading of
         # replay's semantics that `feed_chunk` must match (tests/replay).
-        if self.loop is not None:
-            self._feed_native([(line_no, raw)])
-            return
         stats = self.stats
         read = self._read(raw)
         if isinstance(read, Rejection):
@@ -170,9 +147,6 @@ class Replayer:
         by line; on a line, the sweep (by due, then customer, as the due index pops) before
         the line's own event.
         """
-        if self.loop is not None:
-            self._feed_native(lines)
-            return
         stats = self.stats
         # Pass 1, in line order: decode, stream time, the rising lines per partition.
         by_customer: dict[str, list[_Line]] = {}
@@ -227,22 +201,6 @@ class Replayer:
         dead.sort(key=_first)
         for line_no, raw, rejection in dead:
             self._reject(line_no, raw, rejection)
-
-    def _feed_native(self, lines: list[tuple[int, bytes]]) -> None:
-        """`feed_chunk` on the native loop (native/src/replay.rs, the same passes)."""
-        assert self.loop is not None
-        outputs, dead = self.loop.feed_chunk(lines)
-        self._sync()
-        self._emit_all(outputs)
-        for line_no, raw, rejection in dead:
-            self._reject(line_no, raw, rejection)
-
-    def _sync(self) -> None:
-        assert self.loop is not None
-        stats = self.stats
-        stats.lines, stats.applied, stats.duplicates, stats.regraded_by_time, stats.stream_time = (
-            self.loop.counts()
-        )
 
     def _run(
         self,
@@ -310,11 +268,6 @@ class Replayer:
 
     def sweep(self, now: int) -> None:
         """Re-grade every customer whose due time is at or before `now`."""
-        if self.loop is not None:
-            outputs = self.loop.sweep(now)
-            self._sync()
-            self._emit_all(outputs)
-            return
         for partition in sorted(self.dues):
             self._sweep(partition, now)
 
@@ -338,10 +291,7 @@ class Replayer:
         """
         if as_of is not None:
             self.sweep(as_of)
-        if self.loop is not None:
-            yield from self._finish_native(as_of)
-            return
-        states = self.python_states()
+        states = self.states
         self.stats.customers = len(states)
         policy = self.policy
         for customer_id in sorted(states):
@@ -350,20 +300,6 @@ class Replayer:
                 yield engine.snapshot(state, policy)
             else:
                 yield grade(state, max(as_of, state.as_of), policy)
-
-    def _finish_native(self, as_of: int | None) -> Iterator[dict[str, Any]]:
-        assert self.loop is not None
-        grades = self.loop.grades(as_of)
-        self.stats.customers = len(grades)
-        for g in grades:
-            if isinstance(g, bytes):  # the native snapshot declined: the Python core's
-                state = decode_state(g)
-                if as_of is None:
-                    yield engine.snapshot(state, self.policy)
-                else:
-                    yield grade(state, max(as_of, state.as_of), self.policy)
-            else:
-                yield g
 
     def _emit_all(self, outputs: Iterable[dict[str, Any]]) -> None:
         for output in outputs:
@@ -406,7 +342,6 @@ def replay_file(
     partitions: int = 1,
     finished: Callable[[Replayer], None] | None = None,
     chunk_lines: int = CHUNK_LINES,
-    native: bool | None = None,
 ) -> ReplayStats:
     """Replay `source` into the three output files; `progress` gets bytes read so far.
 
@@ -414,7 +349,7 @@ def replay_file(
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
     `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
-    depend on it, nor on `native` (`Replayer.native`).
+    depend on it.
     """
     with (
         source.open("rb") as src,
@@ -428,7 +363,6 @@ def replay_file(
             jsonl_writer(dead_f),
             source_name=str(source),
             partitions=partitions,
-            native=native,
         )
         chunk: list[tuple[int, bytes]] = []
         # No cyclic garbage collection while the lines are fed: the loop makes no cycles

@@ -73,7 +73,7 @@ out = sys.stdout.buffer
 write = jsonl_writer(out)
 for policy_file, as_of in ((None, None), (sys.argv[3], 1_735_000_000)):
     policy = load_policy(Path(policy_file) if policy_file else None)
-    r = Replayer(policy, write, write, partitions=3, native=False)
+    r = Replayer(policy, write, write, partitions=3)
     for i, rec in enumerate(generate(500, 365, 11)):
         r.feed(i, rec.value)
     for g in r.finish(as_of):
