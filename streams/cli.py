@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from streams.core.errors import PolicyError
 from streams.core.policy import Policy, load_policy
+from streams.settings import Settings
 
 app = typer.Typer(
     help="gradestream: a streaming customer grader (RFM, tiers, lifecycle, churn risk).",
@@ -26,6 +27,10 @@ policy_app = typer.Typer(help="Policy files: every threshold, bin, ladder and we
 app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=True)
+
+# Replay keeps stream time per partition as a worker does: by default, as a worker
+# does on topics it created with its default partition count.
+DEFAULT_PARTITIONS: Final = Settings.model_fields["partitions"].default
 
 PolicyOption = Annotated[
     Path | None,
@@ -75,15 +80,28 @@ def replay(
     ] = None,
     partitions: Annotated[
         int,
-        typer.Option(min=1, help="Keep stream time per partition, as a worker on this many does."),
-    ] = 1,
+        typer.Option(
+            min=1,
+            help="Keep stream time per partition, as a worker on topics with this many "
+            "does (default: the partitions a worker gives the topics it creates).",
+        ),
+    ] = DEFAULT_PARTITIONS,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes grading partitions at once (default: one per CPU, at most one "
+            "per partition). The files written do not depend on it.",
+        ),
+    ] = None,
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
-    from streams.replay import replay_file
+    from streams.replay_jobs import default_jobs, replay_parallel
 
     end = rfc3339(as_of) if as_of is not None else None
     the_policy = policy_or_exit(policy)
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
+    n_jobs = min(jobs, partitions) if jobs is not None else default_jobs(partitions)
     started = time.perf_counter()
     with Progress(
         "[progress.description]{task.description}",
@@ -94,7 +112,7 @@ def replay(
         transient=True,
     ) as bar:
         task = bar.add_task(f"replaying {source.name}", total=source.stat().st_size)
-        stats = replay_file(
+        stats = replay_parallel(
             source,
             the_policy,
             out,
@@ -102,11 +120,15 @@ def replay(
             dlq,
             as_of=end,
             partitions=partitions,
+            jobs=n_jobs,
             progress=lambda done: bar.update(task, completed=done),
         )
     elapsed = time.perf_counter() - started
 
-    table = Table(title=f"replay of {source} (policy {the_policy.policy_version})")
+    table = Table(
+        title=f"replay of {source} (policy {the_policy.policy_version}, "
+        f"{partitions} partitions, {n_jobs} jobs)"
+    )
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("lines read", f"{stats.lines:,}")

@@ -39,8 +39,10 @@ __all__ = [
     "ContractViolation",
     "Decoded",
     "SchemaLoadError",
+    "check",
     "dead_letter",
     "decode",
+    "parse",
     "schema",
     "schema_sources",
     "validate_output",
@@ -284,9 +286,15 @@ def decode(value: bytes, topic: str | None = None, key: bytes | None = None) -> 
     `key` is the Kafka key; missing or empty means "re-key by customer_id".
     Lateness is not judged here: the core does that against its own clock.
     """
-    if topic is not None and topic not in _INPUT_TOPIC_SET:
-        # A programming error (the worker subscribed to something else), not bad input.
-        raise ValueError(f"not an input topic: {topic!r}; expected one of {INPUT_TOPICS}")
+    parsed = parse(value)
+    if isinstance(parsed, Rejection):
+        return parsed
+    return check(parsed, value, topic, key)
+
+
+def parse(value: bytes) -> Any:
+    """The JSON value of one record's bytes, or the Rejection of bytes that are none
+    (`decode`'s first half: replay parses once, routes by customer, then `check`s)."""
     size = len(value)
     if size > MAX_VALUE_BYTES:
         return Rejection("too_large", f"value is {size} bytes; the limit is {MAX_VALUE_BYTES}")
@@ -307,6 +315,16 @@ def decode(value: bytes, topic: str | None = None, key: bytes | None = None) -> 
                     "invalid_json", f"not valid UTF-8: {bad.reason} at byte {bad.start}"
                 )
         return Rejection("invalid_json", _clip(message))
+    return obj
+
+
+def check(
+    obj: Any, value: bytes, topic: str | None = None, key: bytes | None = None
+) -> Decoded | Rejection:
+    """`decode`'s second half: check `obj`, what `parse(value)` gave (not a Rejection)."""
+    if topic is not None and topic not in _INPUT_TOPIC_SET:
+        # A programming error (the worker subscribed to something else), not bad input.
+        raise ValueError(f"not an input topic: {topic!r}; expected one of {INPUT_TOPICS}")
     if type(obj) is not dict:
         return Rejection("not_an_object", f"value is a JSON {_json_kind(obj)}, not an object")
     # Known fields are scalars: only an event with a container pays for the depth walk.

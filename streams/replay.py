@@ -9,6 +9,12 @@ a decode, one `apply` and, for the few events that change a grade, a write. A fi
 fed in chunks, customer by customer (`Replayer.feed_chunk`), which writes exactly what
 feeding it line by line (`Replayer.feed`) writes, in the same order, but applies each
 customer's events with its state in the CPU's caches.
+
+Every record written has a position, `Replayer.at` when it is written: its line's number,
+or `END + partition` for what the final sweep writes. Records are written in position
+order, and all of one position come from one partition: this is what lets
+`streams.replay_jobs` grade partitions in separate processes and merge their files into
+the very bytes one process writes.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from streams.contracts import dead_letter, decode
+from streams.contracts import check, dead_letter, parse
 from streams.core import engine
 from streams.core.errors import Rejection
 from streams.core.grading import grade
@@ -34,11 +40,18 @@ from streams.schedule import DueIndex, partition_of
 # A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
 # many of its partition's rising lines are at or before it.
 _Line = tuple[int, bytes, dict[str, Any], int, int]
+# A line as `feed_chunk` takes it: its number, bytes, and what `contracts.parse` made of it.
+Line = tuple[int, bytes, Any]
+
+# The position of what the final sweep writes, per partition: after every line.
+END: Final = 1 << 62
 
 # Lines per `feed_chunk` in `replay_file`: the more of each customer's events a chunk
 # holds, the more of them are applied with its state hot; each line held costs ~1 KB
 # (the line and its decoded event) until the chunk is done.
 CHUNK_LINES: Final = 1 << 17
+# Progress is told every this many lines plus one (a mask: a power of two minus one).
+PROGRESS_LINES: Final = (1 << 15) - 1
 
 
 def _first(item: tuple[Any, ...]) -> Any:
@@ -78,12 +91,17 @@ class Replayer:
     # Per partition: its stream time (highest event time read) and its due customers.
     times: dict[int, int] = field(default_factory=dict)
     dues: dict[int, DueIndex] = field(default_factory=dict)
+    # The position of the record being written (the module's docstring).
+    at: int = 0
+    # Partition of each customer seen (murmur2 in Python costs microseconds a call).
+    _partitions: dict[str, int] = field(default_factory=dict, repr=False)
 
     def feed(self, line_no: int, raw: bytes) -> None:
         # One line at a time: for callers that have no more, and the plain reading of
         # replay's semantics that `feed_chunk` must match (tests/replay).
         stats = self.stats
-        read = self._read(raw)
+        self.at = line_no
+        read = self._read(raw, parse(raw))
         if isinstance(read, Rejection):
             self._reject(line_no, raw, read)
             return
@@ -97,8 +115,11 @@ class Replayer:
             if due is not None and due <= event_time:
                 self._sweep(partition, event_time)
         state = self.states.get(customer_id)
+        # A customer has a state once one of its events is applied (a refusal changes
+        # nothing), so one whose every event was refused gets no grade.
+        known = state is not None
         if state is None:
-            state = self.states[customer_id] = engine.new_state(customer_id)
+            state = engine.new_state(customer_id)
         due_before = state.due
         result = engine.apply(state, event, self.policy, at=event_time)
         if result.rejection is not None:
@@ -107,6 +128,8 @@ class Replayer:
         if result.duplicate:
             stats.duplicates += 1
             return
+        if not known:
+            self.states[customer_id] = state
         stats.applied += 1
         if result.outputs:
             self._emit_all(result.outputs)
@@ -115,22 +138,39 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
-    def _read(self, raw: bytes) -> tuple[dict[str, Any], str, int, int] | Rejection:
-        """Count and decode one line; for an event, move stream time and say
-        (event, customer_id, event time, partition)."""
+    def _read(self, raw: bytes, parsed: Any) -> tuple[dict[str, Any], str, int, int] | Rejection:
+        """Count and check one line (`parsed`: `contracts.parse(raw)`); for an event, move
+        stream time and say (event, customer_id, event time, partition)."""
         stats = self.stats
         stats.lines += 1
-        decoded = decode(raw)
+        decoded = parsed if isinstance(parsed, Rejection) else check(parsed, raw)
         if isinstance(decoded, Rejection):
             return decoded
         event, _, customer_id, _ = decoded
         event_time = engine.event_time(event)
         if stats.stream_time is None or event_time > stats.stream_time:
             stats.stream_time = event_time
-        partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
-        return event, customer_id, event_time, partition
+        return event, customer_id, event_time, self.partition(customer_id)
 
-    def feed_chunk(self, lines: list[tuple[int, bytes]]) -> None:
+    def partition(self, customer_id: str) -> int:
+        """The partition of the worker's topics `customer_id`'s events are on."""
+        if self.partitions == 1:
+            return 0
+        partition = self._partitions.get(customer_id)
+        if partition is None:
+            partition = self._partitions[customer_id] = partition_of(customer_id, self.partitions)
+        return partition
+
+    def job_of(self, parsed: Any, jobs: int) -> int:
+        """Which of `jobs` processes grades a line (`contracts.parse` gave `parsed`):
+        partitions are dealt round the jobs; a line that names no customer is job 0's."""
+        if type(parsed) is dict:
+            customer_id = parsed.get("customer_id")
+            if type(customer_id) is str:
+                return self.partition(customer_id) % jobs
+        return 0
+
+    def feed_chunk(self, lines: list[Line]) -> None:
         """`feed` each of `lines` (numbered, in file order) in turn: the same states,
         statistics and bytes written, computed customer by customer.
 
@@ -153,8 +193,8 @@ class Replayer:
         rise_lines: dict[int, list[int]] = {}
         rise_times: dict[int, list[int]] = {}
         dead: list[tuple[int, bytes, Rejection]] = []
-        for line_no, raw in lines:
-            read = self._read(raw)
+        for line_no, raw, parsed in lines:
+            read = self._read(raw, parsed)
             if isinstance(read, Rejection):
                 dead.append((line_no, raw, read))
                 continue
@@ -195,7 +235,8 @@ class Replayer:
 
         # `feed`'s order of writes, and of first counts in the statistics' Counters.
         outs.sort(key=_first)
-        for _, output in outs:
+        for key, output in outs:
+            self.at = key[0]
             stats.outputs[output["type"]] += 1
             self.emit(output)
         dead.sort(key=_first)
@@ -214,14 +255,15 @@ class Replayer:
         """One customer through its decoded lines of a chunk (`mine`) and
         through its partition's rising lines (`feed_chunk`)."""
         stats, policy = self.stats, self.policy
-        partition = 0 if self.partitions == 1 else partition_of(customer_id, self.partitions)
+        partition = self.partition(customer_id)
         lines, times = rise_lines[partition], rise_times[partition]
         state = self.states.get(customer_id)
+        known = state is not None  # as in `feed`: a state once an event is applied
+        if state is None:
+            state = engine.new_state(customer_id)
         k = 0  # the first rising line not passed yet
         for line_no, raw, event, event_time, rises in mine:
-            if state is None:
-                state = self.states[customer_id] = engine.new_state(customer_id)
-            else:
+            if known:
                 self._sweep_one(state, lines, times, k, rises, outs)
             result = engine.apply(state, event, policy, at=event_time)
             k = rises
@@ -231,10 +273,13 @@ class Replayer:
             if result.duplicate:
                 stats.duplicates += 1
                 continue
+            if not known:
+                self.states[customer_id] = state
+                known = True
             stats.applied += 1
             for n, output in enumerate(result.outputs):
                 outs.append(((line_no, 1, n), output))
-        if state is None:
+        if not known:
             return
         self._sweep_one(state, lines, times, k, len(lines), outs)
         self._due(partition).set(customer_id, state.due)
@@ -269,6 +314,7 @@ class Replayer:
     def sweep(self, now: int) -> None:
         """Re-grade every customer whose due time is at or before `now`."""
         for partition in sorted(self.dues):
+            self.at = END + partition
             self._sweep(partition, now)
 
     def _sweep(self, partition: int, now: int) -> None:
@@ -307,17 +353,17 @@ class Replayer:
             self.emit(output)
 
     def _reject(self, line_no: int, raw: bytes, rejection: Rejection) -> None:
+        self.at = line_no
         self.stats.dead_letters[rejection.code] += 1
         source = {"file": self.source_name, "line": line_no}
         self.dead(dead_letter(raw, None, source, rejection))
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines, without their line ends (1-based, as editors count)."""
+    """Numbered lines, without their line ends (1-based, as editors count). A blank line
+    is a record too: the worker dead-letters an empty value, and so does replay."""
     for number, line in enumerate(stream, start=1):
-        raw = line.rstrip(b"\r\n")
-        if raw.strip():
-            yield number, raw
+        yield number, line.rstrip(b"\r\n")
 
 
 def jsonl_writer(stream: IO[bytes]) -> Callable[[dict[str, Any]], None]:
@@ -343,7 +389,8 @@ def replay_file(
     finished: Callable[[Replayer], None] | None = None,
     chunk_lines: int = CHUNK_LINES,
 ) -> ReplayStats:
-    """Replay `source` into the three output files; `progress` gets bytes read so far.
+    """Replay `source` into the three output files in this process; `progress` gets
+    bytes read so far (`streams.replay_jobs` runs it on several processes).
 
     `partitions`: keep stream time per partition of this many, as a worker on topics
     with that many partitions does (1: one stream time for the whole file).
@@ -364,32 +411,47 @@ def replay_file(
             source_name=str(source),
             partitions=partitions,
         )
-        chunk: list[tuple[int, bytes]] = []
-        # No cyclic garbage collection while the lines are fed: the loop makes no cycles
-        # (refcounting frees its garbage), yet the collector's passes over the growing
-        # states cost ~10% of a 1M-event replay. Re-enabled after, as it was.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            # read_lines, written out: a generator's resume and a tuple per line cost here.
-            for line_no, line in enumerate(src, start=1):
-                raw = line.rstrip(b"\r\n")
-                if raw.strip():
-                    chunk.append((line_no, raw))
-                    if len(chunk) >= chunk_lines:
-                        replayer.feed_chunk(chunk)
-                        chunk = []
-                        if progress is not None:
-                            progress(src.tell())
-            replayer.feed_chunk(chunk)
-        finally:
-            if collecting:
-                gc.enable()
+        feed_file(replayer, src, chunk_lines, progress)
         write_snap = jsonl_writer(snap_f)
         for grade in replayer.finish(as_of):
             write_snap(grade)
-        if progress is not None:
-            progress(src.tell())
     if finished is not None:
         finished(replayer)
     return replayer.stats
+
+
+def feed_file(
+    replayer: Replayer,
+    src: IO[bytes],
+    chunk_lines: int = CHUNK_LINES,
+    progress: Callable[[int], None] | None = None,
+    share: tuple[int, int] = (0, 1),
+) -> None:
+    """Feed the lines of `src` to `replayer` in chunks: with `share` (j, n), only job j's
+    of n (`Replayer.job_of`); `progress` gets the bytes read now and then, and at the end."""
+    j, jobs = share
+    chunk: list[Line] = []
+    # No cyclic garbage collection while the lines are fed: the loop makes no cycles
+    # (refcounting frees its garbage), yet the collector's passes over the growing
+    # states cost ~10% of a 1M-event replay. Re-enabled after, as it was.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        # read_lines, written out: a generator's resume and a tuple per line cost here.
+        for line_no, line in enumerate(src, start=1):
+            raw = line.rstrip(b"\r\n")
+            parsed = parse(raw)
+            if progress is not None and not line_no & PROGRESS_LINES:
+                progress(src.tell())
+            if jobs > 1 and replayer.job_of(parsed, jobs) != j:
+                continue
+            chunk.append((line_no, raw, parsed))
+            if len(chunk) >= chunk_lines:
+                replayer.feed_chunk(chunk)
+                chunk = []
+        replayer.feed_chunk(chunk)
+    finally:
+        if collecting:
+            gc.enable()
+    if progress is not None:
+        progress(src.tell())

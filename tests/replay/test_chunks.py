@@ -27,7 +27,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         a, b = rng.randrange(len(lines)), rng.randrange(len(lines))
         lines[a], lines[b] = lines[b], lines[a]
     path = tmp_path_factory.mktemp("replay") / "events.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n\n")  # a blank line is skipped by both
+    path.write_bytes(b"\n".join(lines) + b"\n\n")  # a blank line: dead-lettered by both
     return path
 
 
@@ -66,6 +66,7 @@ def test_chunks_write_what_line_by_line_writes(
     assert want_stats.dead_letters["too_late"] > 0
     assert want_stats.duplicates > 0
     assert want_stats.regraded_by_time > 0
+    assert want_stats.lines == source.read_bytes().count(b"\n")  # the blank line too
     for chunk in (1, 7, 500, 1 << 20):
         got_dir = tmp_path / f"chunk{chunk}"
         got_dir.mkdir()
