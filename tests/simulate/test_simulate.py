@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,12 +226,3 @@ def test_write_jsonl_empty(tmp_path: Path) -> None:
 def test_values_are_compact_json_objects(run: tuple[list[SimRecord], dict[str, int]]) -> None:
     good = next(r for r in run[0] if r.value.startswith(b"{") and r.value.endswith(b"}"))
     assert orjson.dumps(orjson.loads(good.value)) == good.value
-
-
-def test_generation_is_fast() -> None:
-    # The target is >= 200k events/s; a loose floor keeps slow CI machines green.
-    began = time.perf_counter()
-    n = sum(1 for _ in generate(4000, 365, 9))
-    rate = n / (time.perf_counter() - began)
-    assert n > 50_000
-    assert rate > 50_000, f"{rate:,.0f} events/s"
