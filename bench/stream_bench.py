@@ -900,8 +900,8 @@ def report(res: dict[str, Any]) -> str:
         f"{mach['quixstreams']}. Commit {mach['commit']}"
         + (" with uncommitted changes in streams/" if mach["streams_uncommitted_changes"] else "")
         + f". Load average (1 min) {mach['load_average_at_start'][0]:.1f} at the start, "
-        f"{mach.get('load_average_at_end', [float('nan')])[0]:.1f} at the end: the machine was "
-        "shared with another engineer's test runs throughout.",
+        f"{mach.get('load_average_at_end', [float('nan')])[0]:.1f} at the end (above ~1 at the "
+        "start, something else was running).",
         *(
             f"Phase {phase} re-run in {run}: commit {m['commit']}"
             + (" with uncommitted changes in streams/" if m["streams_uncommitted_changes"] else "")

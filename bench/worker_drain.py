@@ -4,7 +4,7 @@ The drain phase of bench/stream_bench.py (the same simulated backlog on three in
 topics, the same `gradestream worker` process and measurement) without the peers and
 the other phases, on the broker and Redis given by KAFKA_BOOTSTRAP_SERVERS / REDIS_URL
 (default: the shared ones of `make kafka-up` / `make redis-up`). The figures of
-docs/benchmarks.md "Worker: what each change did" come from it.
+docs/benchmarks.md "Worker: where its time goes" come from it.
 
     .venv/bin/python bench/worker_drain.py --customers 1000      # ~36k events
 """
