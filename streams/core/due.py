@@ -11,19 +11,17 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from streams.core.compiled import DAY, CompiledPolicy
-from streams.core.measures import (
+from streams.core.churn import (
     ChurnCore,
     add_engagement,
     band_of,
     churn_core,
-    intent_conditions,
-    model_clock,
-    model_signal,
-    model_sup,
     recency_component,
     score_of,
 )
+from streams.core.churn_model import model_clock, model_signal, model_sup
+from streams.core.compiled import DAY, CompiledPolicy
+from streams.core.intent import intent_conditions
 from streams.core.state import (
     I_CALL,
     I_FULL_PRICE,

@@ -31,6 +31,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from streams.core.churn import ChurnCore, churn_core, churn_reasons, with_engagement
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
     band_due,
@@ -60,13 +61,6 @@ from streams.core.folding import (
     move_to,
 )
 from streams.core.grading import build_snapshot
-from streams.core.measures import (
-    ChurnCore,
-    churn_core,
-    churn_reasons,
-    qualifying_tier,
-    with_engagement,
-)
 from streams.core.policy import Policy
 from streams.core.state import (
     I_CALL,
@@ -89,6 +83,7 @@ from streams.core.stepping import (
     roll,
     settle,
 )
+from streams.core.tiers import qualifying_tier
 from streams.core.timefmt import format_rfc3339, parse_rfc3339
 
 __all__ = [
