@@ -53,6 +53,7 @@ CORE = [
     "intent",
     "churn_model",
     "churn",
+    "churn_due",
     "due",
     "stepping",
     "grading",

@@ -3,7 +3,7 @@ or the churn model's signal, complaints, surveys, falling engagement), the score
 band and the reasons the outputs quote. The score is on the per-event path
 (`churn_core`, `score_of`, `band_of`), so its arithmetic is written once, here, and
 shared by the grade, the held alerts (`stepping`) and the band's due times
-(`due`), which must agree with it to the last bit.
+(`churn_due`), which must agree with it to the last bit.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The churn model's signal (docs/models.md): a customer's BG/NBD clock and, from it,
 P(alive) and P(no order in the next 90 days) at a time ``t``, in closed form. Apart from
 `churn` because only a policy with ``[churn.model]`` uses it and the band's due times
-(`due`) search the signal on their own; `streams.models.model.score` does the same
+(`churn_due`) search the signal on their own; `streams.models.model.score` does the same
 arithmetic for the snapshot's model block.
 """
 

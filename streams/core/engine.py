@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.core.churn import ChurnCore, churn_core, churn_reasons, with_engagement
+from streams.core.churn_due import band_due, churn_due, engagement_sensitive
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
-    band_due,
-    churn_due,
     complaints_due,
-    engagement_sensitive,
     holds_due,
     indicator_reached,
     intent_grade_due,
