@@ -31,12 +31,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from streams.core.churn import ChurnCore, churn_core, churn_reasons, with_engagement
+from streams.core.churn_due import band_due, churn_due, engagement_sensitive
 from streams.core.compiled import CompiledPolicy
 from streams.core.due import (
-    band_due,
-    churn_due,
     complaints_due,
-    engagement_sensitive,
     holds_due,
     indicator_reached,
     intent_grade_due,
@@ -60,13 +59,6 @@ from streams.core.folding import (
     move_to,
 )
 from streams.core.grading import build_snapshot
-from streams.core.measures import (
-    ChurnCore,
-    churn_core,
-    churn_reasons,
-    qualifying_tier,
-    with_engagement,
-)
 from streams.core.policy import Policy
 from streams.core.state import (
     I_CALL,
@@ -89,6 +81,7 @@ from streams.core.stepping import (
     roll,
     settle,
 )
+from streams.core.tiers import qualifying_tier
 from streams.core.timefmt import format_rfc3339, parse_rfc3339
 
 __all__ = [

@@ -37,11 +37,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from streams.core.churn import churn_reasons, churn_score
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.due import next_due_c
-from streams.core.measures import churn_reasons, churn_score, intent, rfm, segment, value_class
-from streams.core.measures import stage_name as _stage_name
+from streams.core.intent import intent
+from streams.core.lifecycle import stage_name as _stage_name
 from streams.core.policy import Policy
+from streams.core.rfm import rfm, segment, value_class
 from streams.core.state import CustomerState, decode, encode
 from streams.core.stepping import regrade, roll
 from streams.core.timefmt import format_rfc3339

@@ -10,20 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
+from streams.core.churn import ChurnCore, band_of, churn_core, score_of, with_engagement
+from streams.core.churn_due import engagement_sensitive
 from streams.core.compiled import CompiledPolicy
-from streams.core.due import engagement_sensitive, next_due_c
+from streams.core.due import next_due_c
 from streams.core.folding import prune
-from streams.core.measures import (
-    ChurnCore,
-    band_of,
-    churn_core,
-    lifecycle,
-    qualifying_tier,
-    score_of,
-    stage_name,
-    with_engagement,
-)
+from streams.core.lifecycle import lifecycle, stage_name
 from streams.core.state import CustomerState
+from streams.core.tiers import qualifying_tier
 
 # Why a re-grade happens; it decides how a tier may fall.
 EVENT: Final = 0

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from streams.core.engine import snapshot
-from streams.core.measures import intent, intent_grade
+from streams.core.intent import intent, intent_grade
 from streams.core.policy import Policy
 from tests.core.builders import DAY, T0, Event, complaint, interaction, order, run
 

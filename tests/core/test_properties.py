@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core import timefmt
+from streams.core.churn import churn_score
 from streams.core.engine import advance, apply, new_state, revision, snapshot
 from streams.core.grading import grade
-from streams.core.measures import churn_score, lifecycle, stage_name
+from streams.core.lifecycle import lifecycle, stage_name
 from streams.core.policy import Policy, load_policy
 from streams.core.state import encode
 from tests.core.builders import DAY, T0, Event, complaint, interaction, order

@@ -1,4 +1,4 @@
-"""`measures.round4` is ``round(x, 4)`` bit for bit (the churn score depends on it)."""
+"""`churn.round4` is ``round(x, 4)`` bit for bit (the churn score depends on it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.measures import round4
+from streams.core.churn import round4
 
 
 def _same(x: float) -> bool:

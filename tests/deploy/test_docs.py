@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from streams import docgen
 from streams.core.policy import Policy
+from streams.policy_meanings import MEANINGS
 
 
 def test_generated_docs_are_up_to_date() -> None:
@@ -35,8 +36,8 @@ def _policy_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def test_every_policy_key_has_a_meaning_and_no_meaning_is_stale() -> None:
     keys = _policy_keys(Policy)
     assert len(keys) > 50
-    assert sorted(set(keys) - set(docgen.MEANINGS)) == []
-    assert sorted(set(docgen.MEANINGS) - set(keys)) == []
+    assert sorted(set(keys) - set(MEANINGS)) == []
+    assert sorted(set(MEANINGS) - set(keys)) == []
     text = docgen.POLICY_DOC.read_text(encoding="utf-8")
     for key in keys:
         assert f"| `{key}` |" in text
@@ -56,7 +57,7 @@ def test_every_schema_and_field_is_in_the_contracts_reference() -> None:
 
 
 def test_docgen_refuses_a_policy_key_without_meaning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(docgen.MEANINGS, "limits.max_complaints")
+    monkeypatch.delitem(MEANINGS, "limits.max_complaints")
     with pytest.raises(SystemExit, match=r"limits\.max_complaints"):
         docgen.policy_reference()
 

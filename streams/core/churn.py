@@ -1,218 +1,21 @@
-"""The grade's measures at a time ``t``: RFM, segment, tier, lifecycle, intent, value, churn.
-
-Pure functions of (state, t, compiled policy). They read the cached window sums, which
-`folding.prune` keeps true as of ``s.as_of``; callers grade at ``t == s.as_of``.
+"""Churn risk at a time ``t``: the components (recency against the customer's cadence
+or the churn model's signal, complaints, surveys, falling engagement), the score, its
+band and the reasons the outputs quote. The score is on the per-event path
+(`churn_core`, `score_of`, `band_of`), so its arithmetic is written once, here, and
+shared by the grade, the held alerts (`stepping`) and the band's due times
+(`churn_due`), which must agree with it to the last bit.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
-from streams.core.compiled import DAY, LIFECYCLE_STAGES, CompiledPolicy
+from streams.core.churn_model import model_clock, model_probs, model_signal
+from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.folding import is_open
-from streams.core.state import (
-    C_BILLING,
-    C_SEVERITY,
-    I_CALL,
-    I_FULL_PRICE,
-    I_INQUIRY,
-    I_SITE_STORE,
-    I_TOTAL,
-    I_VISIT,
-    NO_TS,
-    O_CANCELLED,
-    O_PLACED,
-    O_REFUNDED,
-    O_TS,
-    CustomerState,
-)
-
-PROSPECT: Final = 0
-NEW: Final = 1
-ACTIVE: Final = 2
-REACTIVATED: Final = 3
-SILENT: Final = 4
-CHURNED: Final = 5
-
-
-class Rfm(NamedTuple):
-    recency_days: int | None
-    frequency: int
-    cents: int
-    r: int
-    f: int
-    m: int
-
-
-def rfm(s: CustomerState, t: int, c: CompiledPolicy) -> Rfm:
-    """Scores are 1..n+1 (higher is better); 0 = no order (r) or none in the window (f, m)."""
-    last = s.last_order
-    if last is None:
-        rd, r = None, 0
-    else:
-        rd = (t - last) // DAY
-        edges = c.r_max_days
-        r = 1
-        for i, edge in enumerate(edges):
-            if rd <= edge:
-                r = len(edges) + 1 - i
-                break
-    n = s.win_count
-    f = 0 if n <= 0 else 1 + sum(1 for x in c.f_min if n >= x)
-    cents = max(0, s.win_cents)
-    m = 0 if cents <= 0 else 1 + sum(1 for x in c.m_min_cents if cents >= x)
-    return Rfm(rd, max(0, n), cents, r, f, m)
-
-
-def segment(r: int, f: int, m: int, c: CompiledPolicy) -> str:
-    for name, r0, r1, f0, f1, m0, m1 in c.segments:
-        if r0 <= r <= r1 and f0 <= f <= f1 and m0 <= m <= m1:
-            return name
-    return c.segments[-1][0]  # unreachable: the policy check proves the rules cover all codes
-
-
-def max_single_order(s: CustomerState) -> int:
-    """Largest net amount of one tracked, live order in the window (cents)."""
-    best = 0
-    for e in s.orders.values():
-        if e[O_TS] != NO_TS and not e[O_CANCELLED]:
-            net = e[O_PLACED] - e[O_REFUNDED]
-            if net > best:
-                best = net
-    return best
-
-
-def qualifying_tier(s: CustomerState, c: CompiledPolicy) -> int:
-    """Index of the highest rung whose conditions the window's orders meet now."""
-    cents, n = s.win_cents, s.win_count
-    rules = c.tier_rules
-    for i in range(len(rules) - 1, 0, -1):
-        spend, orders, single = rules[i]
-        if spend is not None and cents >= spend:
-            return i
-        if orders is not None and n >= orders:
-            return i
-        if single is not None and n >= 1 and cents >= single and max_single_order(s) >= single:
-            return i
-    return 0
-
-
-def lifecycle(s: CustomerState, t: int, c: CompiledPolicy) -> int:
-    """Index into LIFECYCLE_STAGES; precedence: prospect, new, reactivated, churned, silent."""
-    if s.live_orders <= 0 or s.last_order is None or s.first_order is None:
-        return PROSPECT
-    if t - s.first_order <= c.new_s:
-        return NEW
-    if s.reactivated_at is not None and t - s.reactivated_at <= c.reactivated_s:
-        return REACTIVATED
-    gap = t - s.last_order
-    if gap > c.churned_s:
-        return CHURNED
-    if gap > c.silent_s:
-        return SILENT
-    return ACTIVE
-
-
-def stage_name(i: int) -> str:
-    return LIFECYCLE_STAGES[i]
-
-
-def value_class(cents: int, c: CompiledPolicy) -> str:
-    return "A" if cents >= c.value_a_cents else "B" if cents >= c.value_b_cents else "C"
-
-
-# --- intent -----------------------------------------------------------------------------
-
-
-def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool, bool]:
-    """(NPS detractor, low CSAT, high effort) of the latest answer, if recent enough."""
-    sv = s.survey
-    if sv is None or t - sv[0] > c.survey_age_s:
-        return False, False, False
-    _, nps, csat, ces = sv
-    return (
-        0 <= nps <= c.nps_detractor_max,
-        0 < csat <= c.csat_low_max,
-        ces >= c.ces_high_min,
-    )
-
-
-def survey_is_poor(s: CustomerState, t: int, c: CompiledPolicy) -> bool:
-    """``any(poor_survey(s, t, c))`` without the generic any() call over a boxed tuple (a
-    per-event cost in churn_core): mypyc returns the three flags unboxed.
-
-    >>> from streams.core.policy import load_policy
-    >>> from streams.core.state import new_state
-    >>> s, c = new_state("c-1"), load_policy().compiled
-    >>> s.survey = [0, 9, 4, 7]  # a promoter, satisfied, but a hard effort
-    >>> survey_is_poor(s, 0, c), any(poor_survey(s, 0, c)), survey_is_poor(s, 10**9, c)
-    (True, True, False)
-    """
-    detractor, low_csat, high_effort = poor_survey(s, t, c)
-    return detractor or low_csat or high_effort
-
-
-class Intent(NamedTuple):
-    grade: str
-    ability: bool
-    satisfaction: bool
-    indicators: tuple[bool, bool, bool, bool, bool]
-
-
-def intent_conditions(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool]:
-    """(ability to pay, satisfaction) at ``t``."""
-    billing_open = worst_open = -1
-    for r in s.complaints.values():
-        if is_open(r):
-            worst_open = max(worst_open, r[C_SEVERITY])
-            if r[C_BILLING]:
-                billing_open = 1
-    ability = max(0, s.win_cents) >= c.ability_min_cents and billing_open < 0
-    satisfaction = worst_open <= c.satisfied_max_severity and not survey_is_poor(s, t, c)
-    return ability, satisfaction
-
-
-def intent(s: CustomerState, t: int, c: CompiledPolicy) -> Intent:
-    """Two conditions and five indicators -> A..E (product.md §2; docs/grading.md)."""
-    ability, satisfaction = intent_conditions(s, t, c)
-    lo = t // DAY - c.intent_days
-    visit_days = calls = site_store = inquiries = full_price = 0
-    for day, b in s.idays.items():
-        if day <= lo:
-            continue
-        if b[I_VISIT] or b[I_SITE_STORE]:
-            visit_days += 1
-        calls += b[I_CALL]
-        site_store += b[I_SITE_STORE]
-        inquiries += b[I_INQUIRY]
-        full_price += b[I_FULL_PRICE]
-    ind = (
-        visit_days >= c.repeat_visit_days,
-        calls >= c.min_calls,
-        site_store >= c.min_site_store,
-        inquiries >= c.min_purchase_inquiries,
-        full_price >= 1,
-    )
-    return Intent(intent_grade(ability, satisfaction, sum(ind)), ability, satisfaction, ind)
-
-
-def intent_grade(ability: bool, satisfaction: bool, indicators_a: int) -> str:
-    """The A-E matrix.
-
-    >>> [intent_grade(True, True, n) for n in range(6)]
-    ['C', 'C', 'C', 'B', 'B', 'A']
-    >>> [intent_grade(True, False, n) for n in (4, 5)], intent_grade(False, False, 5)
-    (['D', 'C'], 'E')
-    """
-    if ability and satisfaction:
-        return "A" if indicators_a >= 5 else "B" if indicators_a >= 3 else "C"
-    if ability or satisfaction:
-        return "C" if indicators_a >= 5 else "D"
-    return "E"
-
-
-# --- churn ------------------------------------------------------------------------------
+from streams.core.intent import poor_survey, survey_is_poor
+from streams.core.state import C_SEVERITY, I_TOTAL, CustomerState
 
 
 class ChurnParts(NamedTuple):
@@ -331,57 +134,6 @@ def add_engagement(base: float, eng: float, c: CompiledPolicy) -> float:
     if eng <= 0:
         return base
     return add_part(base, c.w_engagement * eng, c)
-
-
-# --- the churn model (docs/models.md) ---------------------------------------------------
-
-
-class ModelClock(NamedTuple):
-    """A customer's BG/NBD summary while no order comes: what the signal needs besides t."""
-
-    first: int  # first live order (epoch seconds): the customer's age T counts from it
-    x: int  # repeat orders: live orders - 1
-    t_x: float  # days from the first to the last order
-    k: float  # r + x
-    log_d: float  # ln(a / (b + x - 1)), 0 with x = 0
-
-
-def model_clock(s: CustomerState, c: CompiledPolicy) -> ModelClock | None:
-    """None for a customer with no live order (no BG/NBD clock) or a policy without model."""
-    first, last = s.first_order, s.last_order
-    if c.model is None or s.live_orders <= 0 or first is None or last is None:
-        return None
-    x = s.live_orders - 1
-    t_x = (last - first) / DAY if x > 0 and last > first else 0.0
-    log_d = math.log(c.model_a / (c.model_b + x - 1)) if x > 0 else 0.0
-    return ModelClock(first, x, t_x, c.model_r + x, log_d)
-
-
-def model_probs(k: ModelClock, t: int, c: CompiledPolicy) -> tuple[float, float]:
-    """(P(alive), P(no order in the next 90 days)) at ``t``: the same arithmetic as
-    `streams.models.model.score`, so the snapshot's model block and the score agree."""
-    age = (t - k.first) / DAY  # T, the customer's age in days
-    if age < k.t_x:
-        age = k.t_x
-    base = c.model_alpha + age
-    if k.x == 0:
-        alive = 1.0
-    else:
-        log_odds = k.log_d + k.k * math.log(base / (c.model_alpha + k.t_x))
-        alive = 0.0 if log_odds > 700.0 else 1.0 / (1.0 + math.exp(log_odds))
-    return alive, 1.0 - alive * (1.0 - math.exp(-k.k * math.log1p(90.0 / base)))
-
-
-def model_signal(k: ModelClock, t: int, c: CompiledPolicy) -> float:
-    """The churn model's part in [0, 1] at ``t``: P(no order in 90 days), or 1 - P(alive).
-    Without a new order it only rises with ``t`` (the due times rely on it)."""
-    alive, quiet = model_probs(k, t, c)
-    return 1.0 - alive if c.model_p_alive else quiet
-
-
-def model_sup(k: ModelClock, c: CompiledPolicy) -> float:
-    """What the signal tends to as ``t`` grows without an order (never reached)."""
-    return 0.0 if c.model_p_alive and k.x == 0 else 1.0
 
 
 def band_of(score: float, c: CompiledPolicy) -> int:
@@ -615,7 +367,3 @@ def model_reason(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, in
     else:
         code, msg = "model_quiet", f"{p_quiet}: {history}; {p_alive}"
     return c.w_model * m, 0, code, f"{msg} (model {c.model_version})"
-
-
-def lifecycle_names() -> tuple[str, ...]:
-    return LIFECYCLE_STAGES
