@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -62,10 +63,21 @@ def policy_or_exit(path: Path | None) -> Policy:
         raise typer.Exit(2) from exc
 
 
+class HistoryFormat(StrEnum):
+    """The history files replay reads (streams/sources.py)."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
 @app.command()
 def replay(
     source: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="Events, one JSON per line.")
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="History: JSONL events, CSV or Parquet rows."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output events (JSONL).")],
     snapshot: Annotated[Path, typer.Option("--snapshot", help="Final grade per customer.")],
@@ -86,6 +98,23 @@ def replay(
             "does (default: the partitions a worker gives the topics it creates).",
         ),
     ] = DEFAULT_PARTITIONS,
+    fmt: Annotated[
+        HistoryFormat | None,
+        typer.Option(
+            "--format",
+            help="jsonl, csv or parquet (default: from the name, else the first bytes); "
+            "gzip is recognised by itself.",
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="CSV or Parquet: a TOML file naming each event field's column "
+            "(docs/contracts.md, 'History files').",
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -97,9 +126,15 @@ def replay(
 ) -> None:
     """Grade a file of events with no broker, writing output events and final grades."""
     from streams.replay_jobs import default_jobs, replay_parallel
+    from streams.sources import Format, HistoryError, load_mapping
 
     end = rfc3339(as_of) if as_of is not None else None
     the_policy = policy_or_exit(policy)
+    try:
+        the_mapping = load_mapping(mapping) if mapping is not None else None
+    except HistoryError as exc:
+        console.print(f"[red]--mapping refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
     n_jobs = min(jobs, partitions) if jobs is not None else default_jobs(partitions)
     started = time.perf_counter()
@@ -112,17 +147,23 @@ def replay(
         transient=True,
     ) as bar:
         task = bar.add_task(f"replaying {source.name}", total=source.stat().st_size)
-        stats = replay_parallel(
-            source,
-            the_policy,
-            out,
-            snapshot,
-            dlq,
-            as_of=end,
-            partitions=partitions,
-            jobs=n_jobs,
-            progress=lambda done: bar.update(task, completed=done),
-        )
+        try:
+            stats = replay_parallel(
+                source,
+                the_policy,
+                out,
+                snapshot,
+                dlq,
+                as_of=end,
+                partitions=partitions,
+                jobs=n_jobs,
+                progress=lambda done: bar.update(task, completed=done),
+                fmt=Format(fmt.value) if fmt is not None else None,
+                mapping=the_mapping,
+            )
+        except HistoryError as exc:
+            console.print(f"[red]{source} cannot be replayed:[/red] {exc}")
+            raise typer.Exit(2) from exc
     elapsed = time.perf_counter() - started
 
     table = Table(

@@ -83,6 +83,7 @@ REJECTION_CODES: Final[Mapping[str, str]] = {
     "wrong_topic": "`type` belongs to another input topic than the one it arrived on",
     "schema_violation": "the event breaks its topic's JSON Schema; the message names the path",
     "key_mismatch": "the record key is not the body's customer_id",
+    "bad_row": "a CSV or Parquet row that its mapping cannot make an event (streams/sources.py)",
 }
 
 

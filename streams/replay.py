@@ -23,6 +23,7 @@ import gc
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -36,6 +37,7 @@ from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
 from streams.schedule import DueIndex, partition_of
+from streams.sources import Format, History, Mapping, open_history
 
 # A decoded line in `Replayer.feed_chunk`: its number, bytes, event, event time, and how
 # many of its partition's rising lines are at or before it.
@@ -161,10 +163,9 @@ class Replayer:
             partition = self._partitions[customer_id] = partition_of(customer_id, self.partitions)
         return partition
 
-    def job_of(self, raw: bytes, jobs: int) -> int:
-        """Which of `jobs` processes grades a line: partitions are dealt round the jobs;
-        a line that names no customer is job 0's."""
-        customer_id = customer_of(raw)
+    def job_of(self, customer_id: str | None, jobs: int) -> int:
+        """Which of `jobs` processes grades a line of `customer_id`: partitions are dealt
+        round the jobs; a line that names no customer is job 0's."""
         return 0 if customer_id is None else self.partition(customer_id) % jobs
 
     def feed_chunk(self, lines: list[Line]) -> None:
@@ -400,7 +401,11 @@ def customer_of(raw: bytes) -> str | None:
                 return raw[at + 15 : end].decode()
             except UnicodeDecodeError:
                 return None
-    parsed = parse(raw)
+    return customer_in(parse(raw))
+
+
+def customer_in(parsed: Any) -> str | None:
+    """The customer_id of a parsed value (None: none, or not an object)."""
     if type(parsed) is dict:
         customer_id = parsed.get("customer_id")
         if type(customer_id) is str:
@@ -430,6 +435,8 @@ def replay_file(
     partitions: int = 1,
     finished: Callable[[Replayer], None] | None = None,
     chunk_lines: int = CHUNK_LINES,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
 ) -> ReplayStats:
     """Replay `source` into the three output files in this process; `progress` gets
     bytes read so far (`streams.replay_jobs` runs it on several processes).
@@ -438,14 +445,12 @@ def replay_file(
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
     `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
-    depend on it.
+    depend on it. `fmt` and `mapping`: how to read it (`streams.sources`).
     """
-    with (
-        source.open("rb") as src,
-        out.open("wb") as out_f,
-        snapshot.open("wb") as snap_f,
-        dead_letters.open("wb") as dead_f,
-    ):
+    with ExitStack() as stack:
+        history = open_history(source, stack, fmt, mapping)
+        out_f = stack.enter_context(out.open("wb"))
+        dead_f = stack.enter_context(dead_letters.open("wb"))
         replayer = Replayer(
             policy,
             jsonl_writer(out_f),
@@ -453,8 +458,8 @@ def replay_file(
             source_name=str(source),
             partitions=partitions,
         )
-        feed_file(replayer, src, chunk_lines, progress)
-        write_snap = jsonl_writer(snap_f)
+        feed_history(replayer, history, chunk_lines, progress)
+        write_snap = jsonl_writer(stack.enter_context(snapshot.open("wb")))
         for grade in replayer.finish(as_of):
             write_snap(grade)
     if finished is not None:
@@ -462,37 +467,51 @@ def replay_file(
     return replayer.stats
 
 
-def feed_file(
+def feed_history(
     replayer: Replayer,
-    src: IO[bytes],
+    history: History,
     chunk_lines: int = CHUNK_LINES,
     progress: Callable[[int], None] | None = None,
     share: tuple[int, int] = (0, 1),
 ) -> None:
-    """Feed the lines of `src` to `replayer` in chunks: with `share` (j, n), only job j's
-    of n (`Replayer.job_of`); `progress` gets the bytes read now and then, and at the end."""
+    """Feed the lines (or rows) of `history` to `replayer` in chunks: with `share`
+    (j, n), only job j's of n (`Replayer.job_of`); `progress` gets the bytes read now
+    and then, and at the end."""
     j, jobs = share
     chunk: list[Line] = []
+    position = history.position
     # No cyclic garbage collection while the lines are fed: the loop makes no cycles
     # (refcounting frees its garbage), yet the collector's passes over the growing
     # states cost ~10% of a 1M-event replay. Re-enabled after, as it was.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        # read_lines, written out: a generator's resume and a tuple per line cost here.
-        for line_no, line in enumerate(src, start=1):
-            raw = line.rstrip(b"\r\n")
-            if progress is not None and not line_no & PROGRESS_LINES:
-                progress(src.tell())
-            if jobs > 1 and replayer.job_of(raw, jobs) != j:
-                continue
-            chunk.append((line_no, raw, parse(raw)))
-            if len(chunk) >= chunk_lines:
-                replayer.feed_chunk(chunk)
-                chunk = []
+        if history.lines is not None:
+            # read_lines, written out: a generator's resume and a tuple per line cost here.
+            for line_no, line in enumerate(history.lines, start=1):
+                raw = line.rstrip(b"\r\n")
+                if progress is not None and not line_no & PROGRESS_LINES:
+                    progress(position())
+                if jobs > 1 and replayer.job_of(customer_of(raw), jobs) != j:
+                    continue
+                chunk.append((line_no, raw, parse(raw)))
+                if len(chunk) >= chunk_lines:
+                    replayer.feed_chunk(chunk)
+                    chunk = []
+        else:
+            assert history.rows is not None
+            for row in history.rows:
+                if progress is not None and not row[0] & PROGRESS_LINES:
+                    progress(position())
+                if jobs > 1 and replayer.job_of(customer_in(row[2]), jobs) != j:
+                    continue
+                chunk.append(row)
+                if len(chunk) >= chunk_lines:
+                    replayer.feed_chunk(chunk)
+                    chunk = []
         replayer.feed_chunk(chunk)
     finally:
         if collecting:
             gc.enable()
     if progress is not None:
-        progress(src.tell())
+        progress(position())

@@ -25,13 +25,15 @@ import tempfile
 import traceback
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Final
 
 from streams.core.policy import Policy
-from streams.replay import Replayer, ReplayStats, feed_file, jsonl_writer, replay_file
+from streams.replay import Replayer, ReplayStats, feed_history, jsonl_writer, replay_file
+from streams.sources import Format, Mapping, open_history
 
 # The files a job writes, and what `replay_parallel` merges them into.
 _KINDS: Final = ("out", "dead", "snap")
@@ -63,11 +65,19 @@ def replay_parallel(
     progress: Callable[[int], None] | None = None,
     partitions: int = 1,
     jobs: int = 1,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
 ) -> ReplayStats:
     """`replay_file` on `jobs` processes (at most one per partition): the same bytes."""
     jobs = max(1, min(jobs, partitions))
     if jobs == 1:
-        return replay_file(source, policy, out, snapshot, dead_letters, as_of, progress, partitions)
+        return replay_file(
+            source, policy, out, snapshot, dead_letters, as_of, progress, partitions,
+            fmt=fmt, mapping=mapping,
+        )  # fmt: skip
+    with ExitStack() as stack:  # a file no job could read fails here, before any starts
+        open_history(source, stack, fmt, mapping)
+    reading = (source, fmt, mapping)
     context = multiprocessing.get_context("fork")
     read = [context.Value("q", 0, lock=False) for _ in range(jobs)]
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out.parent) as tmp:
@@ -75,7 +85,7 @@ def replay_parallel(
         pipes, procs = [], []
         for j in range(jobs):
             receive, send = context.Pipe(duplex=False)
-            args = (source, policy, work, as_of, partitions, jobs, j, read[j], send)
+            args = (reading, policy, work, as_of, partitions, jobs, j, read[j], send)
             proc = context.Process(target=_job, args=args, name=f"replay-job-{j}", daemon=True)
             proc.start()
             send.close()
@@ -130,7 +140,7 @@ def _collect(
 
 
 def _job(
-    source: Path,
+    reading: tuple[Path, Format | None, Mapping | None],
     policy: Policy,
     work: Path,
     as_of: int | None,
@@ -141,7 +151,7 @@ def _job(
     send: Connection,
 ) -> None:
     try:
-        send.send(_grade_share(source, policy, work, as_of, partitions, jobs, j, read))
+        send.send(_grade_share(reading, policy, work, as_of, partitions, jobs, j, read))
     except BaseException:  # the parent shows it; a job has no console of its own
         send.send(f"replay job {j} failed:\n{traceback.format_exc()}")
     finally:
@@ -149,7 +159,7 @@ def _job(
 
 
 def _grade_share(
-    source: Path,
+    reading: tuple[Path, Format | None, Mapping | None],
     policy: Policy,
     work: Path,
     as_of: int | None,
@@ -160,12 +170,12 @@ def _grade_share(
 ) -> _Done:
     """Job `j`'s share of the replay: its partitions' lines, graded into its own files."""
     out_at, dead_at, snap_ids = array("q"), array("q"), []
-    with (
-        source.open("rb") as src,
-        _path(work, "out", j).open("wb") as out_f,
-        _path(work, "dead", j).open("wb") as dead_f,
-        _path(work, "snap", j).open("wb") as snap_f,
-    ):
+    source, fmt, mapping = reading
+    with ExitStack() as stack:
+        history = open_history(source, stack, fmt, mapping)
+        out_f = stack.enter_context(_path(work, "out", j).open("wb"))
+        dead_f = stack.enter_context(_path(work, "dead", j).open("wb"))
+        snap_f = stack.enter_context(_path(work, "snap", j).open("wb"))
         write_out, write_dead = jsonl_writer(out_f), jsonl_writer(dead_f)
 
         def emit(record: dict[str, Any]) -> None:
@@ -181,7 +191,7 @@ def _grade_share(
         def told(done: int) -> None:
             read.value = done
 
-        feed_file(replayer, src, progress=told, share=(j, jobs))
+        feed_history(replayer, history, progress=told, share=(j, jobs))
         write_snap = jsonl_writer(snap_f)
         for grade in replayer.finish(as_of):
             snap_ids.append(grade["customer_id"])
