@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -47,6 +47,13 @@ def rfc3339(value: str) -> int:
     if parsed.tzinfo is None:
         raise typer.BadParameter(f"{value!r} has no UTC offset (add Z or +HH:MM)")
     return int(parsed.timestamp())
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with `message` as one line on stderr: plain text, never wrapped nor
+    read as markup, so that a log collector or a test sees what is wrong in one piece."""
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
 
 
 def policy_or_exit(path: Path | None) -> Policy:
@@ -228,7 +235,10 @@ def policy_check(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Policy file.")],
 ) -> None:
     """Validate a policy file; exit 2 naming the bad key if it is refused."""
-    loaded = policy_or_exit(file)
+    try:
+        loaded = load_policy(file)
+    except PolicyError as exc:
+        fail(f"policy refused: {exc}")
     console.print(f"[green]ok[/green]: {file} is a valid policy, version {loaded.policy_version}")
 
 
