@@ -178,17 +178,31 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning.")] = "info",
 ) -> None:
     """Run the streaming worker; configured by GRADESTREAM_* environment variables."""
-    from pydantic import ValidationError
+    import os
 
-    from streams.app.worker import run
-    from streams.settings import Settings
+    from streams.settings import SettingsError, load_settings, unknown_variables
 
+    # Everything that can be wrong with the configuration is found before the worker starts
+    # and ends in one line naming the variable (exit 2), never in a traceback.
+    for warning in unknown_variables(os.environ):
+        typer.echo(f"warning: {warning}", err=True)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        console.print(f"[red]settings refused:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    run(settings, policy_or_exit(settings.policy), loglevel)
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(f"settings refused: {exc}")
+    try:
+        settings.datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = settings.datadir
+        fail(f"settings refused: GRADESTREAM_DATADIR: cannot create {where}: {exc.strerror}")
+    try:
+        policy = load_policy(settings.policy)
+    except PolicyError as exc:
+        fail(f"settings refused: GRADESTREAM_POLICY: {exc}")
+
+    from streams.app.worker import run  # Faust and the rest: only once all of the above held
+
+    run(settings, policy, loglevel)
 
 
 @app.command()
