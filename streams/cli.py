@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from streams.core.errors import PolicyError
 from streams.core.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 app = typer.Typer(
     help="gradestream: a streaming customer grader (RFM, tiers, lifecycle, churn risk).",
@@ -54,6 +57,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     read as markup, so that a log collector or a test sees what is wrong in one piece."""
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    """The GRADESTREAM_* settings, after a warning line for each unknown GRADESTREAM_* name;
+    refused settings end the command with one line naming each variable at fault."""
+    import os
+
+    from streams.settings import SettingsError, load_settings, unknown_variables
+
+    for warning in unknown_variables(os.environ):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(f"settings refused: {exc}")
 
 
 def policy_or_exit(path: Path | None) -> Policy:
@@ -147,7 +165,8 @@ def simulate(
         typer.Option(help="Bootstrap servers: produce to the input topics instead of --out."),
     ] = None,
 ) -> None:
-    """Generate realistic synthetic events (seeded) for all three input topics."""
+    """Generate realistic synthetic events (seeded) for all three input topics (with --kafka,
+    named and reached as the GRADESTREAM_* settings say, as for the worker)."""
     from datetime import UTC
 
     from streams.produce import produce
@@ -160,7 +179,15 @@ def simulate(
     config = SimConfig(keys=kafka is not None)
     records = generate(customers, days, seed, start=first, config=config)
     if kafka is not None:
-        counts = produce(records, kafka)
+        # The same settings as the worker's: topic names (GRADESTREAM_TOPIC_ORDERS...) and
+        # Kafka security, so that what is simulated reaches the topics the worker reads.
+        settings = settings_or_exit()
+        counts = produce(
+            records,
+            kafka,
+            rename=settings.input_topics(),
+            producer_options=settings.kafka_client_options(),
+        )
     else:
         assert out is not None
         counts = write_jsonl(records, out)
@@ -178,18 +205,9 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning.")] = "info",
 ) -> None:
     """Run the streaming worker; configured by GRADESTREAM_* environment variables."""
-    import os
-
-    from streams.settings import SettingsError, load_settings, unknown_variables
-
     # Everything that can be wrong with the configuration is found before the worker starts
     # and ends in one line naming the variable (exit 2), never in a traceback.
-    for warning in unknown_variables(os.environ):
-        typer.echo(f"warning: {warning}", err=True)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        fail(f"settings refused: {exc}")
+    settings = settings_or_exit()
     try:
         settings.datadir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

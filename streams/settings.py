@@ -14,7 +14,7 @@ import os
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyUrl,
@@ -134,6 +134,22 @@ class Settings(BaseSettings):
         return ssl.create_default_context(
             cafile=str(self.kafka_ssl_ca_file) if self.kafka_ssl_ca_file else None
         )
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options of an aiokafka client (admin, producer): security included,
+        as the worker connects (Faust takes the same settings in its own form)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        ssl_context = self.kafka_ssl_context()
+        if ssl_context is not None:
+            options["ssl_context"] = ssl_context
+        if self.kafka_security_protocol.startswith("SASL"):
+            password = self.kafka_sasl_password
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": password.get_secret_value() if password else None,
+            }
+        return options
 
     def input_topics(self) -> dict[str, str]:
         """The product's input topic names (as `streams.contracts` knows them) -> the names

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from streams.cli import app
+from streams.contracts import INPUT_TOPICS
+from streams.settings import Settings
+from streams.simulate import SimRecord
 
 
 def _default_policy_text() -> str:
@@ -32,3 +39,59 @@ def test_policy_check_refuses_an_infinite_cadence(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["policy", "check", str(policy)], env={"COLUMNS": "250"})
     assert result.exit_code == 2
     assert "churn.recency.default_cadence_days: Input should be a finite number" in result.output
+
+
+# -- simulate --kafka: the worker's settings name the topics (issue 16) ----------------------
+
+
+def test_input_topics_map_every_product_topic_to_its_setting() -> None:
+    settings = Settings(
+        topic_orders="o-live", topic_complaints="c-live", topic_interactions="i-live"
+    )
+    assert settings.input_topics() == {
+        "orders": "o-live",
+        "complaints": "c-live",
+        "interactions": "i-live",
+    }
+    # Every topic the simulator writes (and decode knows) has a setting.
+    assert set(Settings().input_topics()) == set(INPUT_TOPICS)
+
+
+def test_simulate_kafka_writes_to_the_topics_the_settings_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: dict[str, Any] = {}
+
+    def fake_produce(
+        records: Iterable[SimRecord],
+        bootstrap: str,
+        rename: Mapping[str, str] | None = None,
+        producer_options: Mapping[str, object] | None = None,
+    ) -> dict[str, int]:
+        names = Counter((rename or {}).get(topic, topic) for topic, _, _ in records)
+        sent.update(bootstrap=bootstrap, options=producer_options, counts=names)
+        return dict(names)
+
+    monkeypatch.setattr("streams.produce.produce", fake_produce)
+    env = {
+        "COLUMNS": "250",
+        "GRADESTREAM_TOPIC_ORDERS": "shop-orders",
+        "GRADESTREAM_TOPIC_COMPLAINTS": "shop-complaints",
+        "GRADESTREAM_TOPIC_INTERACTIONS": "shop-interactions",
+    }
+    args = ["simulate", "--kafka", "broker:9092", "--customers", "20", "--days", "60"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert sent["bootstrap"] == "broker:9092"
+    assert set(sent["counts"]) == {"shop-orders", "shop-complaints", "shop-interactions"}
+    assert sent["options"] == {"security_protocol": "PLAINTEXT"}
+    assert "shop-orders" in result.output
+
+
+def test_simulate_kafka_refuses_bad_settings_in_one_line() -> None:
+    args = ["simulate", "--kafka", "broker:9092", "--customers", "5"]
+    result = CliRunner().invoke(app, args, env={"GRADESTREAM_PARTITIONS": "0"})
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "settings refused: GRADESTREAM_PARTITIONS: Input should be greater than or equal to 1"
+    ]
