@@ -54,8 +54,9 @@ def rfc3339(value: str) -> int:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """End the command with `message` as one line on stderr: plain text, never wrapped nor
-    read as markup, so that a log collector or a test sees what is wrong in one piece."""
-    typer.echo(message, err=True)
+    read as markup, so that a log collector or a test sees what is wrong in one piece. (A
+    YAML parser's message spans lines: they are joined.)"""
+    typer.echo(" ".join(line.strip() for line in message.splitlines()), err=True)
     raise typer.Exit(code)
 
 

@@ -95,3 +95,12 @@ def test_simulate_kafka_refuses_bad_settings_in_one_line() -> None:
     assert result.output.splitlines() == [
         "settings refused: GRADESTREAM_PARTITIONS: Input should be greater than or equal to 1"
     ]
+
+
+def test_policy_check_says_a_multi_line_parser_error_in_one_line(tmp_path: Path) -> None:
+    policy = tmp_path / "broken.yaml"
+    policy.write_text("policy_version: [\n  unclosed\n")
+    result = CliRunner().invoke(app, ["policy", "check", str(policy)])
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"policy refused: {policy}: not valid YAML: ")
