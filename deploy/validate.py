@@ -36,24 +36,18 @@ import yaml
 
 from streams.core.errors import PolicyError
 from streams.core.policy import load_policy
-from streams.settings import Settings
+from streams.settings import unknown_variables
 
 DEPLOY = Path(__file__).resolve().parent
 K8S_VERSION = "1.31.0"
-# GRADESTREAM_* variables read outside Settings: the schemas directory (streams.contracts)
-# and the replication factor of `gradestream topics create` (streams.cli).
-EXTRA_VARIABLES = {"GRADESTREAM_SCHEMAS_DIR", "GRADESTREAM_TOPICS_REPLICATION_FACTOR"}
 WORKER_PORT = 6066
 
 
 def setting_problem(name: str) -> str | None:
-    """Why an environment variable named GRADESTREAM_* is not a setting, or None."""
-    if not name.startswith("GRADESTREAM_") or name in EXTRA_VARIABLES:
-        return None
-    field = name.removeprefix("GRADESTREAM_").lower()
-    if field not in Settings.model_fields:
-        return f"{name} is not a gradestream setting (streams/settings.py)"
-    return None
+    """Why an environment variable named GRADESTREAM_* is not a setting, or None: the
+    worker's own start-up warning (streams.settings), so both know the same names."""
+    problems = unknown_variables([name])
+    return f"{problems[0]} (streams/settings.py)" if problems else None
 
 
 # -- Docker Compose ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
@@ -53,6 +53,29 @@ def rfc3339(value: str) -> int:
     if parsed.tzinfo is None:
         raise typer.BadParameter(f"{value!r} has no UTC offset (add Z or +HH:MM)")
     return int(parsed.timestamp())
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with `message` as one line on stderr: plain text, never wrapped nor
+    read as markup, so that a log collector or a test sees what is wrong in one piece. (A
+    YAML parser's message spans lines: they are joined.)"""
+    typer.echo(" ".join(line.strip() for line in message.splitlines()), err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    """The GRADESTREAM_* settings, after a warning line for each unknown GRADESTREAM_* name;
+    refused settings end the command with one line naming each variable at fault."""
+    import os
+
+    from streams.settings import SettingsError, load_settings, unknown_variables
+
+    for warning in unknown_variables(os.environ):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(f"settings refused: {exc}")
 
 
 def policy_or_exit(path: Path | None) -> Policy:
@@ -203,7 +226,8 @@ def simulate(
         typer.Option(help="Bootstrap servers: produce to the input topics instead of --out."),
     ] = None,
 ) -> None:
-    """Generate realistic synthetic events (seeded) for all three input topics."""
+    """Generate realistic synthetic events (seeded) for all three input topics (with --kafka,
+    named and reached as the GRADESTREAM_* settings say, as for the worker)."""
     from datetime import UTC
 
     from streams.produce import produce
@@ -216,7 +240,15 @@ def simulate(
     config = SimConfig(keys=kafka is not None)
     records = generate(customers, days, seed, start=first, config=config)
     if kafka is not None:
-        counts = produce(records, kafka)
+        # The same settings as the worker's: topic names (GRADESTREAM_TOPIC_ORDERS...) and
+        # Kafka security, so that what is simulated reaches the topics the worker reads.
+        settings = settings_or_exit()
+        counts = produce(
+            records,
+            kafka,
+            rename=settings.input_topics(),
+            producer_options=settings.kafka_client_options(),
+        )
     else:
         assert out is not None
         counts = write_jsonl(records, out)
@@ -234,17 +266,22 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning.")] = "info",
 ) -> None:
     """Run the streaming worker; configured by GRADESTREAM_* environment variables."""
-    from pydantic import ValidationError
-
-    from streams.app.worker import run
-    from streams.settings import Settings
-
+    # Everything that can be wrong with the configuration is found before the worker starts
+    # and ends in one line naming the variable (exit 2), never in a traceback.
+    settings = settings_or_exit()
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        console.print(f"[red]settings refused:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    run(settings, policy_or_exit(settings.policy), loglevel)
+        settings.datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = settings.datadir
+        fail(f"settings refused: GRADESTREAM_DATADIR: cannot create {where}: {exc.strerror}")
+    try:
+        policy = load_policy(settings.policy)
+    except PolicyError as exc:
+        fail(f"settings refused: GRADESTREAM_POLICY: {exc}")
+
+    from streams.app.worker import run  # Faust and the rest: only once all of the above held
+
+    run(settings, policy, loglevel)
 
 
 @app.command()
@@ -291,7 +328,10 @@ def policy_check(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Policy file.")],
 ) -> None:
     """Validate a policy file; exit 2 naming the bad key if it is refused."""
-    loaded = policy_or_exit(file)
+    try:
+        loaded = load_policy(file)
+    except PolicyError as exc:
+        fail(f"policy refused: {exc}")
     console.print(f"[green]ok[/green]: {file} is a valid policy, version {loaded.policy_version}")
 
 

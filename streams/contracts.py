@@ -29,6 +29,7 @@ from streams.core.errors import GradestreamError, Rejection
 
 __all__ = [
     "DLQ_TOPIC",
+    "FREE_TEXT_FIELDS",
     "INPUT_TOPICS",
     "MAX_DEPTH",
     "MAX_VALUE_BYTES",
@@ -70,8 +71,8 @@ MAX_DEPTH: Final = 32
 # Dead letters keep at most this much of the original value, so that base64 (4/3) plus
 # the envelope stays under Kafka's default 1 MB record limit whatever arrived.
 MAX_DLQ_VALUE_BYTES: Final = 256 * 1024
-# Rejection messages quote the offending value; bound them so a 60 KiB string does not
-# become a 60 KiB log line (the dead letter has the bytes anyway).
+# Some rejection messages quote the offending value (an id, a type, a code); bound them so
+# a 60 KiB string does not become a 60 KiB log line (the dead letter has the bytes anyway).
 _MAX_MESSAGE: Final = 300
 
 REJECTION_CODES: Final[Mapping[str, str]] = {
@@ -200,6 +201,14 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = _topic_of_type(_DOCS)
 # Hot-path lookups: decode() touches only these.
 _INPUT_VALIDATORS: Final = {topic: _VALIDATORS[topic] for topic in INPUT_TOPICS}
 _INPUT_TOPIC_SET: Final = frozenset(INPUT_TOPICS)
+# Fields an input schema marks `"x-free-text": true` (a complaint's `text`): personal data
+# that no rejection message may quote, whatever shape or size it arrives in.
+FREE_TEXT_FIELDS: Final[frozenset[str]] = frozenset(
+    name
+    for topic in INPUT_TOPICS
+    for name, prop in _DOCS[topic].get("properties", {}).items()
+    if isinstance(prop, dict) and prop.get("x-free-text") is True
+)
 
 
 def schema_sources() -> list[tuple[str, str, str]]:
@@ -228,23 +237,51 @@ def _pointer(parts: list[str | int]) -> str:
 
 
 def _explain(error: jsonschema_rs.ValidationError) -> tuple[str, str]:
-    """(path, reason) for a validation error, in the words a producer needs to fix it."""
+    """(path, reason) for a validation error, in the words a producer needs to fix it.
+
+    The reason names the rule from the schema keyword. It quotes the value only where that
+    helps (an enum, a pattern, a number out of range) and never the value of a free-text
+    field nor a container: jsonschema's own message copies the instance, which may be
+    personal data (`"text": ["..."]`) or anything else a producer nested there.
+    """
     kind = error.kind
     path = _pointer(error.instance_path)
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+    kinds = jsonschema_rs.ValidationErrorKind
+    if isinstance(kind, kinds.Required):
         return _pointer([*error.instance_path, kind.property]), "required property is missing"
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.FalseSchema):
+    if isinstance(kind, kinds.FalseSchema):
         # Our only `false` schemas forbid a field for some event types (if/else).
         return path, "not allowed on this event type"
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+    if isinstance(kind, kinds.Type):
+        wanted = " or ".join(_a(name) for name in kind.types)
+        return path, f"must be {wanted}, not {_a(_json_kind(error.instance))}"
+    if isinstance(kind, kinds.MaxLength):
+        return path, f"longer than {kind.limit} characters"
+    if isinstance(kind, kinds.MinLength):
+        return path, f"shorter than {kind.limit} character{'' if kind.limit == 1 else 's'}"
+    quotable = not (
+        (error.instance_path and error.instance_path[0] in FREE_TEXT_FIELDS)
+        or isinstance(error.instance, dict | list)
+    )
+    shown = _json_text(error.instance) if quotable else "the value"
+    if isinstance(kind, kinds.Enum):
         options = ", ".join(_json_text(option) for option in kind.options)
-        return path, f"{_json_text(error.instance)} is not one of {options}"
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
+        return path, f"{shown} is not one of {options}"
+    if isinstance(kind, kinds.Pattern):
         # A regex says little to a producer; the schema may carry a plain-words hint.
         hint = _schema_node(error.absolute_keyword_location).get("x-pattern-hint")
         if isinstance(hint, str):
-            return path, f"{_json_text(error.instance)} {hint}"
+            return path, f"{shown} {hint}"
+    if not quotable:
+        return path, f"breaks the schema's `{error.schema_path[-1]}` rule"
     return path, error.message
+
+
+def _a(kind: str) -> str:
+    """A JSON type name with its article: "a string", "an object", "null"."""
+    if kind == "null":
+        return kind
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _json_text(value: Any) -> str:

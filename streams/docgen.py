@@ -214,6 +214,9 @@ def _type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f"`{json.dumps(a)}`" for a in args)
+    if origin is typing.Annotated:  # a list item or table value with bounds of its own
+        bounds = _bounds([m for a in args[1:] for m in getattr(a, "metadata", [a])])
+        return _type_name(args[0]) + (f" ({bounds})" if bounds else "")
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(a) for a in args if a is not type(None))
     if origin is list:
@@ -227,9 +230,9 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _bounds(field: Any) -> str:
+def _bounds(metadata: list[Any]) -> str:
     parts = []
-    for item in field.metadata:
+    for item in metadata:
         for attr, label in (
             ("ge", ">="),
             ("gt", ">"),
@@ -291,7 +294,7 @@ def _policy_rows(
         else:
             shown = "(unset)"
         required = "" if field.is_required() else " (optional)"
-        yield path, _type_name(field.annotation) + required, shown, _bounds(field), meaning
+        yield path, _type_name(field.annotation) + required, shown, _bounds(field.metadata), meaning
         if sub is not None:
             inner_defaults = None if is_list else default
             if inner_defaults is None and not is_list and not field.is_required():
@@ -341,6 +344,9 @@ def policy_reference() -> str:
         "`gradestream policy check FILE` validates one and names the bad key. Money is in",
         "`currency.base`; days are UTC days. How each value is used: [grading.md](grading.md);",
         "rolling out a new policy: [operations.md](operations.md#rolling-out-a-new-policy).",
+        "Every number must be finite (`inf` and `nan`, which TOML and YAML can spell, are",
+        "refused) and within the bounds below, which are far wider than any sensible policy",
+        "and keep what the core derives (cents, seconds, dates) exact.",
         "Besides the bounds below, cross-field rules are checked: ascending bins and bands,",
         "a ladder that goes up, `churned_days > silent_days`, weights adding up to 1, an",
         "alert band that exists and is not the lowest, segment rules covering every code.",

@@ -44,6 +44,9 @@ async def produce_async(
 
 
 def produce(
-    records: Iterable[SimRecord], bootstrap: str, rename: Mapping[str, str] | None = None
+    records: Iterable[SimRecord],
+    bootstrap: str,
+    rename: Mapping[str, str] | None = None,
+    producer_options: Mapping[str, object] | None = None,
 ) -> dict[str, int]:
-    return asyncio.run(produce_async(records, bootstrap, rename))
+    return asyncio.run(produce_async(records, bootstrap, rename, producer_options))

@@ -1,22 +1,59 @@
 """The worker's settings: one typed object, read from GRADESTREAM_* environment variables.
 
-pydantic-settings validates every value at start-up (a bad one names its variable) and
-keeps secrets as `SecretStr`, which prints as '**********': a settings object can be
-logged whole without leaking a password.
+pydantic-settings validates every value at start-up and keeps secrets as `SecretStr`,
+which prints as '**********': a settings object can be logged whole without leaking a
+password. `load_settings` turns a refusal into one line naming the variables (never their
+values, which may be secrets); `unknown_variables` names misspelt ones, which
+pydantic-settings would ignore.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import (
+    AnyUrl,
+    Field,
+    FilePath,
+    SecretStr,
+    TypeAdapter,
+    UrlConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.core.errors import GradestreamError
+
+ENV_PREFIX = "GRADESTREAM_"
+# GRADESTREAM_* variables read elsewhere than Settings, so not misspellings: the schemas
+# directory (streams.contracts), the replication factor of `gradestream topics create`,
+# the build's compile switch (setup.py) and the local services' folder (deploy/*/*.sh).
+OTHER_VARIABLES = frozenset(
+    {
+        "GRADESTREAM_SCHEMAS_DIR",
+        "GRADESTREAM_TOPICS_REPLICATION_FACTOR",
+        "GRADESTREAM_COMPILE",
+        "GRADESTREAM_LOCAL",
+    }
+)
+# The URL schemes redis-py's from_url understands.
+_REDIS_URL: TypeAdapter[AnyUrl] = TypeAdapter(
+    Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+)
+
+
+class SettingsError(GradestreamError):
+    """The settings are refused; the message is one line naming each variable at fault."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRADESTREAM_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     app_id: str = Field("gradestream", description="Faust app id: consumer group and table prefix")
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -25,12 +62,13 @@ class Settings(BaseSettings):
         description="May carry a password (redis://:pw@host), so it is a secret",
     )
     redis_password: SecretStr | None = None
-    redis_tls_ca_file: Path | None = Field(None, description="Set with a rediss:// URL")
+    redis_tls_ca_file: FilePath | None = Field(None, description="Set with a rediss:// URL")
     redis_key_prefix: str = "gradestream"
-    policy: Path | None = Field(None, description="Policy file; default: the packaged policy")
+    policy: FilePath | None = Field(None, description="Policy file; default: the packaged policy")
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: live time; event: time follows stream time, as in replay"
     )
+    # Resolved against the working directory at start-up; the worker creates it (parents too).
     datadir: Path = Path(".local/worker")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
@@ -61,7 +99,34 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_ca_file: FilePath | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_a_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            _REDIS_URL.validate_python(value.get_secret_value())
+        except ValidationError as exc:
+            # pydantic's reason only (the URL may carry a password).
+            reason = exc.errors(include_url=False, include_input=False)[0]["msg"]
+            raise ValueError(
+                f"not a Redis URL ({reason}); expected redis://[:password@]host[:port][/db], "
+                "rediss://... (TLS) or unix:///path/to/socket"
+            ) from None
+        return value
+
+    @field_validator("datadir")
+    @classmethod
+    def _datadir_can_be_made(cls, value: Path) -> Path:
+        # Checked here, created by the worker: reading settings (`topics describe`) must
+        # not make folders. The nearest existing folder must be a writable directory.
+        path = value.expanduser().resolve()
+        nearest = next(p for p in (path, *path.parents) if p.exists())
+        if not nearest.is_dir():
+            raise ValueError(f"{nearest} is a file, not a directory")
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            raise ValueError(f"{nearest} is not writable, so {path} cannot be used")
+        return path
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
         if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
@@ -69,3 +134,63 @@ class Settings(BaseSettings):
         return ssl.create_default_context(
             cafile=str(self.kafka_ssl_ca_file) if self.kafka_ssl_ca_file else None
         )
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options of an aiokafka client (admin, producer): security included,
+        as the worker connects (Faust takes the same settings in its own form)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        ssl_context = self.kafka_ssl_context()
+        if ssl_context is not None:
+            options["ssl_context"] = ssl_context
+        if self.kafka_security_protocol.startswith("SASL"):
+            password = self.kafka_sasl_password
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": password.get_secret_value() if password else None,
+            }
+        return options
+
+    def input_topics(self) -> dict[str, str]:
+        """The product's input topic names (as `streams.contracts` knows them) -> the names
+        configured here: what a producer writes to, and what the worker reads."""
+        return {
+            "orders": self.topic_orders,
+            "complaints": self.topic_complaints,
+            "interactions": self.topic_interactions,
+        }
+
+
+def variable(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or `SettingsError` naming each variable at fault."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where = variable(str(error["loc"][0])) if error["loc"] else "settings"
+            reason = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {reason}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """A warning for each GRADESTREAM_* name that no setting reads (a misspelling is
+    otherwise silently ignored), with the closest setting it may have meant."""
+    known = {variable(field) for field in Settings.model_fields} | OTHER_VARIABLES
+    warnings = []
+    for name in sorted(names):
+        upper = name.upper()  # pydantic-settings reads names case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        # Compared without the prefix they all share, which would make anything look close.
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a gradestream setting and is ignored{hint}")
+    return warnings

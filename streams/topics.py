@@ -110,18 +110,9 @@ def expected_topics(settings: Settings) -> list[TopicSpec]:
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:
     """An admin client with the worker's connection settings (security included)."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    ssl_context = settings.kafka_ssl_context()
-    if ssl_context is not None:
-        options["ssl_context"] = ssl_context
-    if settings.kafka_security_protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
-        options |= {
-            "sasl_mechanism": settings.kafka_sasl_mechanism,
-            "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": password.get_secret_value() if password else None,
-        }
-    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options()
+    )
 
 
 @dataclass(frozen=True)

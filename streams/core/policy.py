@@ -11,13 +11,12 @@ once at construction, with money in integer cents and durations in seconds.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -33,11 +32,24 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # A cross-field check names its own sub-key: "<sub.path>|<reason>" is split by the formatter.
 _SUB = "|"
 
+# Every number of a policy is finite (`allow_inf_nan=False`: TOML and YAML both spell
+# inf and nan) and bounded. The bounds are far wider than any sensible policy and narrow
+# enough that what the core derives stays exact and small: cents and seconds far from
+# 64-bit limits, date arithmetic within year 9999, no loop that runs for ever on a huge
+# cadence. An infinite gold threshold once dead-lettered every record.
+MAX_DAYS = 3660  # ten years: windows, ages, grace periods, cadences
+MAX_HOURS = 24 * 366  # a year: lateness, alert cooldown
+MAX_MONEY = 10**12  # base-currency units; one order is at most 1e9 (schemas/orders.json)
+MAX_COUNT = 1_000_000  # orders, visits, calls, interactions
+MAX_RATE = 10**9  # base-currency units per unit of another currency
+MAX_MULTIPLE = 100  # how overdue, in multiples of the customer's cadence
+MAX_BINS = 98  # per RFM axis: scores run 1..99 (customer-grades.json, score)
+
 
 class _Model(BaseModel):
-    """Frozen, and unknown keys are refused (a typo must not fall back to a default)."""
+    """Frozen, unknown keys refused (a typo must not fall back to a default), numbers finite."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _fail(subpath: str, reason: str) -> ValueError:
@@ -53,15 +65,13 @@ def _ascending(name: str, values: list[float] | list[int]) -> None:
 class Currency(_Model):
     base: str = Field(pattern=r"^[A-Z]{3}$")
     # Units of the base currency for one unit of the key currency.
-    rates: dict[str, float] = Field(default_factory=dict)
+    rates: dict[str, Annotated[float, Field(gt=0, le=MAX_RATE)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Currency:
-        for code, rate in self.rates.items():
+        for code in self.rates:
             if not _CURRENCY.match(code):
                 raise _fail(f"rates.{code}", "must be an ISO 4217 code of 3 upper-case letters")
-            if not (rate > 0 and math.isfinite(rate)):
-                raise _fail(f"rates.{code}", "must be a finite number greater than 0")
         if self.base in self.rates and self.rates[self.base] != 1.0:
             raise _fail(f"rates.{self.base}", "the base currency's rate must be 1")
         return self
@@ -69,31 +79,33 @@ class Currency(_Model):
 
 class Events(_Model):
     # Events older than as_of - lateness are refused (too_late): the bound that makes dedup safe.
-    lateness_hours: int = Field(ge=0, le=24 * 366)
+    lateness_hours: int = Field(ge=0, le=MAX_HOURS)
     dedup_max_ids: int = Field(ge=1, le=100_000)
 
 
 class Rfm(_Model):
-    window_days: int = Field(ge=1, le=3660)
-    monetary_unit: float = Field(gt=0)
+    window_days: int = Field(ge=1, le=MAX_DAYS)
+    monetary_unit: float = Field(gt=0, le=MAX_MONEY)
     # Upper bounds (inclusive, days) of R4, R3, R2...; anything older scores R1.
-    recency_max_days: list[int] = Field(min_length=1)
+    recency_max_days: list[Annotated[int, Field(ge=0, le=MAX_DAYS)]] = Field(
+        min_length=1, max_length=MAX_BINS
+    )
     # Lower bounds of F2, F3, F4... (orders in the window); 1 order or more scores F1.
-    frequency_min_orders: list[int] = Field(min_length=1)
+    frequency_min_orders: list[Annotated[int, Field(le=MAX_COUNT)]] = Field(
+        min_length=1, max_length=MAX_BINS
+    )
     # Lower bounds of M2, M3, M4... in units; any positive net spend scores at least M1.
-    monetary_min_units: list[float] = Field(min_length=1)
+    monetary_min_units: list[Annotated[float, Field(gt=0, le=MAX_MONEY)]] = Field(
+        min_length=1, max_length=MAX_BINS
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Rfm:
         _ascending("recency_max_days", self.recency_max_days)
         _ascending("frequency_min_orders", self.frequency_min_orders)
         _ascending("monetary_min_units", self.monetary_min_units)
-        if self.recency_max_days[0] < 0:
-            raise _fail("recency_max_days[0]", "must be >= 0")
         if self.frequency_min_orders[0] < 2:
             raise _fail("frequency_min_orders[0]", "must be >= 2 (one order already scores F1)")
-        if self.monetary_min_units[0] <= 0:
-            raise _fail("monetary_min_units[0]", "must be > 0")
         return self
 
 
@@ -108,13 +120,13 @@ class SegmentRule(_Model):
 class Rung(_Model):
     name: str = Field(min_length=1, max_length=64)
     # A rung is reached when ANY of its conditions holds; a rung with none is the floor.
-    min_spend: float | None = Field(default=None, ge=0)
-    min_orders: int | None = Field(default=None, ge=1)
-    min_single_order: float | None = Field(default=None, ge=0)
+    min_spend: float | None = Field(default=None, ge=0, le=MAX_MONEY)
+    min_orders: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    min_single_order: float | None = Field(default=None, ge=0, le=MAX_MONEY)
 
 
 class Tiers(_Model):
-    downgrade_grace_days: int = Field(ge=0, le=3660)
+    downgrade_grace_days: int = Field(ge=0, le=MAX_DAYS)
     ladder: list[Rung] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -142,10 +154,10 @@ class Tiers(_Model):
 
 
 class Lifecycle(_Model):
-    new_days: int = Field(ge=0)
-    silent_days: int = Field(ge=1)
-    churned_days: int = Field(ge=1)
-    reactivated_days: int = Field(ge=0)
+    new_days: int = Field(ge=0, le=MAX_DAYS)
+    silent_days: int = Field(ge=1, le=MAX_DAYS)
+    churned_days: int = Field(ge=1, le=MAX_DAYS)
+    reactivated_days: int = Field(ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _check(self) -> Lifecycle:
@@ -155,19 +167,19 @@ class Lifecycle(_Model):
 
 
 class Intent(_Model):
-    window_days: int = Field(ge=2, le=3660)
-    ability_min_spend: float = Field(ge=0)
+    window_days: int = Field(ge=2, le=MAX_DAYS)
+    ability_min_spend: float = Field(ge=0, le=MAX_MONEY)
     satisfied_max_open_severity: Severity | Literal["none"]
-    repeat_visit_days: int = Field(ge=1)
-    min_inbound_calls: int = Field(ge=1)
-    min_site_store_visits: int = Field(ge=1)
-    min_purchase_inquiries: int = Field(ge=1)
+    repeat_visit_days: int = Field(ge=1, le=MAX_DAYS)
+    min_inbound_calls: int = Field(ge=1, le=MAX_COUNT)
+    min_site_store_visits: int = Field(ge=1, le=MAX_COUNT)
+    min_purchase_inquiries: int = Field(ge=1, le=MAX_COUNT)
     full_price_max_discount: float = Field(ge=0, le=1)
 
 
 class ValueClass(_Model):
-    a_min_spend: float = Field(ge=0)
-    b_min_spend: float = Field(ge=0)
+    a_min_spend: float = Field(ge=0, le=MAX_MONEY)
+    b_min_spend: float = Field(ge=0, le=MAX_MONEY)
 
     @model_validator(mode="after")
     def _check(self) -> ValueClass:
@@ -189,10 +201,10 @@ class Band(_Model):
 
 
 class ChurnRecency(_Model):
-    default_cadence_days: float = Field(gt=0)
-    min_cadence_days: float = Field(gt=0)
-    overdue_start: float = Field(ge=0)
-    overdue_full: float = Field(gt=0)
+    default_cadence_days: float = Field(gt=0, le=MAX_DAYS)
+    min_cadence_days: float = Field(gt=0, le=MAX_DAYS)
+    overdue_start: float = Field(ge=0, le=MAX_MULTIPLE)
+    overdue_full: float = Field(gt=0, le=MAX_MULTIPLE)
 
     @model_validator(mode="after")
     def _check(self) -> ChurnRecency:
@@ -204,26 +216,27 @@ class ChurnRecency(_Model):
 
 
 class SeverityWeights(_Model):
-    low: float = Field(ge=0)
-    medium: float = Field(ge=0)
-    high: float = Field(ge=0)
+    # The complaints component is min(1, sum of weights): a weight above 1 means nothing more.
+    low: float = Field(ge=0, le=1)
+    medium: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
 
 
 class ChurnComplaints(_Model):
-    window_days: int = Field(ge=1, le=3660)
+    window_days: int = Field(ge=1, le=MAX_DAYS)
     open_weights: SeverityWeights
     recent_weights: SeverityWeights
 
 
 class ChurnSurveys(_Model):
-    max_age_days: int = Field(ge=1)
+    max_age_days: int = Field(ge=1, le=MAX_DAYS)
     nps_detractor_max: int = Field(ge=0, le=10)
     csat_low_max: int = Field(ge=1, le=5)
     ces_high_min: int = Field(ge=1, le=7)
 
 
 class ChurnEngagement(_Model):
-    min_baseline: int = Field(ge=1)
+    min_baseline: int = Field(ge=1, le=MAX_COUNT)
 
 
 class ChurnModel(_Model):
@@ -239,7 +252,7 @@ class ChurnModel(_Model):
 
 class Churn(_Model):
     alert_band: str
-    cooldown_hours: int = Field(ge=0)
+    cooldown_hours: int = Field(ge=0, le=MAX_HOURS)
     weights: ChurnWeights
     bands: list[Band] = Field(min_length=2)
     recency: ChurnRecency

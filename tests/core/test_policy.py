@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -86,7 +88,7 @@ def test_policy_is_frozen() -> None:
         (["churn", "weights", "recency"], 0.9, "churn.weights.recency: the four weights"),
         (["churn", "bands", 2, "min_score"], 0.2, "churn.bands.min_score[2]: must be greater"),
         (["currency", "rates", "eur"], 1.1, "currency.rates.eur: must be an ISO 4217 code"),
-        (["currency", "rates", "EUR"], 0, "currency.rates.EUR: must be a finite number"),
+        (["currency", "rates", "EUR"], 0, "currency.rates.EUR: Input should be greater than 0"),
         (["currency", "base"], "usd", "currency.base: String should match pattern"),
         (["segments", 1, "r"], [4, 9], "segments[1].r: [4, 9] is not a range within 0..4"),
         (["lifecycle", "churned_days"], 60, "lifecycle.churned_days: must be greater than"),
@@ -159,3 +161,129 @@ def test_compiled_is_built_once() -> None:
     p = load_policy()
     assert p.compiled is p.compiled
     assert isinstance(p, Policy)
+
+
+# -- hostile numbers (issue 16): finite and within a sane range, or refused naming the key --
+
+GOLD_MIN_SPEND = ["tiers", "ladder", 3, "min_spend"]
+CADENCE = ["churn", "recency", "default_cadence_days"]
+
+
+def _refused(path: list[str | int], value: Any) -> str:
+    with pytest.raises(PolicyError) as err:
+        policy_from_dict(_set(_default_doc(), path, value))
+    return str(err.value)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        GOLD_MIN_SPEND,
+        CADENCE,
+        ["churn", "recency", "overdue_full"],
+        ["churn", "weights", "recency"],
+        ["churn", "complaints", "open_weights", "high"],
+        ["rfm", "monetary_unit"],
+        ["value_class", "a_min_spend"],
+        ["intent", "full_price_max_discount"],
+        ["currency", "rates", "EUR"],
+    ],
+    ids=lambda p: ".".join(map(str, p)),
+)
+def test_infinite_and_nan_numbers_are_refused_naming_the_key(
+    path: list[str | int], value: float
+) -> None:
+    key = ".".join(str(p) for p in path).replace(".3.", "[3].")
+    assert f"{key}: " in _refused(path, value)
+
+
+def test_inf_in_a_toml_file_is_refused_naming_the_key(tmp_path: Path) -> None:
+    # The issue's two files, as written by hand: TOML spells inf and nan.
+    text = resources.files("streams.policies").joinpath("default.toml").read_text("utf-8")
+    for old, new, key in [
+        ("min_spend = 80000.0", "min_spend = inf", "tiers.ladder[3].min_spend"),
+        ("default_cadence_days = 60.0", "default_cadence_days = inf", "churn.recency.default_"),
+        ("default_cadence_days = 60.0", "default_cadence_days = nan", "churn.recency.default_"),
+        ("a_min_spend = 20000.0", "a_min_spend = -inf", "value_class.a_min_spend"),
+    ]:
+        assert old in text
+        path = tmp_path / "hostile.toml"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+        with pytest.raises(PolicyError, match=re.escape(f"hostile.toml: invalid policy: {key}")):
+            load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        # Days: at most ten years.
+        (CADENCE, 3661.0),
+        (CADENCE, 1e300),
+        (["churn", "recency", "min_cadence_days"], 0),
+        (["lifecycle", "churned_days"], 100_000),
+        (["lifecycle", "new_days"], -1),
+        (["rfm", "window_days"], -365),
+        (["rfm", "recency_max_days"], [91, 182, 10**9]),
+        (["rfm", "recency_max_days"], [-1, 182, 365]),
+        (["intent", "window_days"], 10**6),
+        (["intent", "repeat_visit_days"], 10**6),
+        (["churn", "complaints", "window_days"], 0),
+        (["churn", "surveys", "max_age_days"], 10**9),
+        (["tiers", "downgrade_grace_days"], -30),
+        # Hours: at most a year.
+        (["events", "lateness_hours"], 10**7),
+        (["churn", "cooldown_hours"], 10**7),
+        (["churn", "cooldown_hours"], -1),
+        # Weights and shares: within [0, 1].
+        (["churn", "weights", "recency"], 1.5),
+        (["churn", "weights", "complaints"], -0.25),
+        (["churn", "complaints", "open_weights", "high"], 2.0),
+        (["churn", "complaints", "recent_weights", "low"], -0.1),
+        (["churn", "bands", 3, "min_score"], 1.5),
+        (["intent", "full_price_max_discount"], 1.01),
+        # Money: >= 0 and at most 1e12 base-currency units.
+        (GOLD_MIN_SPEND, 1e13),
+        (GOLD_MIN_SPEND, -1.0),
+        (["tiers", "ladder", 1, "min_single_order"], 1e300),
+        (["intent", "ability_min_spend"], -5.0),
+        (["value_class", "a_min_spend"], 1e15),
+        (["rfm", "monetary_unit"], 0),
+        (["rfm", "monetary_min_units"], [3.0, 6.0, 1e15]),
+        (["rfm", "monetary_min_units"], [-3.0, 6.0, 11.0]),
+        (["currency", "rates", "EUR"], 1e10),
+        (["currency", "rates", "EUR"], -1.08),
+        # Counts: >= 1 and at most a million.
+        (["tiers", "ladder", 1, "min_orders"], 10**9),
+        (["rfm", "frequency_min_orders"], [3, 6, 10**9]),
+        (["intent", "min_inbound_calls"], 0),
+        (["churn", "engagement", "min_baseline"], 10**9),
+        # Multiples of the cadence: at most 100.
+        (["churn", "recency", "overdue_full"], 1e6),
+        (["churn", "recency", "overdue_start"], -1.0),
+        # Bins per RFM axis: scores stay within the output schema's 1..99.
+        (["rfm", "recency_max_days"], list(range(1, 200))),
+    ],
+    ids=lambda v: ".".join(map(str, v)) if isinstance(v, list) and len(v) < 6 else None,
+)
+def test_numbers_outside_their_sane_range_are_refused_naming_the_key(
+    path: list[str | int], value: Any
+) -> None:
+    # The message names the key (a list item by its index).
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    assert f"invalid policy: {key}" in _refused(path, value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        Path(__file__).resolve().parents[2] / "streams" / "policies" / "default.toml",
+        *sorted(
+            (Path(__file__).resolve().parents[2] / "streams" / "policies").glob("examples/*.toml")
+        ),
+        Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "policy.toml",
+    ],
+    ids=lambda p: p.name,
+)
+def test_shipped_policies_are_within_the_bounds(path: Path) -> None:
+    assert load_policy(path).policy_version
