@@ -7,12 +7,20 @@ logged whole without leaking a password.
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_datadir() -> Path:
+    """The worker's RocksDB directory unless GRADESTREAM_DATADIR says: the XDG data
+    directory, absolute, so that the worker starts the same from any folder."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "gradestream" / "worker"
 
 
 class Settings(BaseSettings):
@@ -31,8 +39,11 @@ class Settings(BaseSettings):
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: live time; event: time follows stream time, as in replay"
     )
-    datadir: Path = Path(".local/worker")
+    datadir: Path = Field(
+        default_factory=default_datadir, description="Created with its parents at start-up"
+    )
     web_host: str = "127.0.0.1"
+    web_bind: str | None = Field(None, description="Listen address; default: WEB_HOST")
     web_port: int = Field(6066, ge=1, le=65535)
     partitions: int = Field(4, ge=1, description="Partitions of the topics the worker creates")
     sweep_interval_seconds: float = Field(1.0, gt=0)
@@ -43,6 +54,15 @@ class Settings(BaseSettings):
     batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
     producer_linger_seconds: float = Field(
         0.005, ge=0, description="How long the producer gathers records into one request"
+    )
+    # The worker's tunables (docs/worker.md, "Tunables").
+    stall_seconds: float = Field(5.0, gt=0, description="Idle time before a seek back")
+    stall_tries: int = Field(3, ge=1, description="Seeks back from one place before going on")
+    view_batch_size: int = Field(500, ge=1, description="Most snapshots per Redis pipeline")
+    view_batch_wait_seconds: float = Field(0.2, gt=0, description="Longest wait to fill one")
+    lag_interval_seconds: float = Field(5.0, gt=0, description="How often consumer lag is read")
+    max_ahead_seconds: int = Field(
+        86_400, ge=0, description="Event time ahead of the wall clock refused as from_the_future"
     )
 
     # Topic names: the defaults are the product's; every one can be renamed.
