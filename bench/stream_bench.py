@@ -1168,7 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
         # No earlier run to keep the other phases' figures from: these phases alone, and
         # no report or plot (both show every phase).
         path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        say(f"wrote {path.relative_to(REPO)} ({', '.join(args.phases)} only: no earlier run)")
+        say(f"wrote {path} ({', '.join(args.phases)} only: no earlier run)")
         return 0
     if set(args.phases) != set(PHASES):
         old = orjson.loads(path.read_bytes())
