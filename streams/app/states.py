@@ -125,9 +125,3 @@ class StateStore:
             self.table.put(customer_id.encode(), value, partition)
         for marker, (partition, value) in batch.markers.items():
             self.table.put(marker, value, partition)
-
-    def states(self) -> Iterator[CustomerState]:
-        """Every state in the table (the markers left out)."""
-        for key, value in self.table.items():
-            if not is_marker(key):
-                yield decode_state(unframe(value)[1])

@@ -34,7 +34,8 @@ class FaustTable:
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        # Per partition, a record of the batch being handled (set by the agent).
+        # Per partition, a record read from it (set by the agents before each record):
+        # faust takes only the partition from it, so any agent's will do.
         self.events: dict[int, faust.EventT[bytes]] = {}
 
     def get(self, key: bytes, partition: int | None) -> bytes | None:
