@@ -1164,6 +1164,12 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "-quick" if args.quick else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"stream_bench{suffix}.json"
+    if set(args.phases) != set(PHASES) and not path.exists():
+        # No earlier run to keep the other phases' figures from: these phases alone, and
+        # no report or plot (both show every phase).
+        path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        say(f"wrote {path} ({', '.join(args.phases)} only: no earlier run)")
+        return 0
     if set(args.phases) != set(PHASES):
         old = orjson.loads(path.read_bytes())
         runs = old.get("phase_runs", dict.fromkeys(PHASES, old["run"]))

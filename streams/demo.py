@@ -32,8 +32,10 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.produce import produce_async
+from streams.settings import Settings
 from streams.simulate import generate
 from streams.sinks.redis_view import RedisView
+from streams.topics import admin_client, create_topics, expected_topics
 
 REPO = Path(__file__).resolve().parents[1]
 console = Console()
@@ -104,6 +106,7 @@ async def run() -> None:
     }
     for name, real in topic.items():
         env[f"GRADESTREAM_TOPIC_{name.upper().replace('-', '_')}"] = real
+    await create_demo_topics(env)
     log_path = datadir / "worker.log"
     with log_path.open("wb") as log:
         worker = await asyncio.create_subprocess_exec(
@@ -136,6 +139,24 @@ async def run() -> None:
         except TimeoutError:
             worker.kill()
         console.print("worker stopped")
+
+
+async def create_demo_topics(env: dict[str, str]) -> None:
+    """Create every topic of the run before anything produces to it, as `gradestream topics
+    create` does: a topic the broker auto-creates on first use makes the clients log
+    warnings (not found in the metadata, no leader yet) until its leader is elected."""
+    prefix = "GRADESTREAM_"
+    settings = Settings.model_validate(
+        {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
+    )
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        results = await create_topics(admin, expected_topics(settings))
+    finally:
+        await admin.close()
+    for failed in (r for r in results if r.outcome == "failed"):
+        console.print(f"[red]topic {failed.name} not created:[/] {failed.message}")
 
 
 async def watch(bootstrap: str, topics: list[str], quiet_for: float = 8.0) -> Counter[str]:

@@ -52,6 +52,13 @@ class SettingsError(GradestreamError):
     """The settings are refused; the message is one line naming each variable at fault."""
 
 
+def default_datadir() -> Path:
+    """The worker's RocksDB directory unless GRADESTREAM_DATADIR says: the XDG data
+    directory, absolute, so that the worker starts the same from any folder."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "gradestream" / "worker"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
@@ -68,9 +75,11 @@ class Settings(BaseSettings):
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: live time; event: time follows stream time, as in replay"
     )
-    # Resolved against the working directory at start-up; the worker creates it (parents too).
-    datadir: Path = Path(".local/worker")
+    datadir: Path = Field(
+        default_factory=default_datadir, description="Created with its parents at start-up"
+    )
     web_host: str = "127.0.0.1"
+    web_bind: str | None = Field(None, description="Listen address; default: WEB_HOST")
     web_port: int = Field(6066, ge=1, le=65535)
     partitions: int = Field(4, ge=1, description="Partitions of the topics the worker creates")
     sweep_interval_seconds: float = Field(1.0, gt=0)
@@ -81,6 +90,15 @@ class Settings(BaseSettings):
     batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
     producer_linger_seconds: float = Field(
         0.005, ge=0, description="How long the producer gathers records into one request"
+    )
+    # The worker's tunables (docs/worker.md, "Tunables").
+    stall_seconds: float = Field(5.0, gt=0, description="Idle time before a seek back")
+    stall_tries: int = Field(3, ge=1, description="Seeks back from one place before going on")
+    view_batch_size: int = Field(500, ge=1, description="Most snapshots per Redis pipeline")
+    view_batch_wait_seconds: float = Field(0.2, gt=0, description="Longest wait to fill one")
+    lag_interval_seconds: float = Field(5.0, gt=0, description="How often consumer lag is read")
+    max_ahead_seconds: int = Field(
+        86_400, ge=0, description="Event time ahead of the wall clock refused as from_the_future"
     )
 
     # Topic names: the defaults are the product's; every one can be renamed.

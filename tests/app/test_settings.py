@@ -6,7 +6,7 @@ import faust
 import pytest
 from pydantic import ValidationError
 
-from streams.app.worker import faust_credentials
+from streams.app.clients import faust_credentials
 from streams.settings import Settings
 
 SECRET = "s3cr3t-Pa55"  # noqa: S105 (a test value)

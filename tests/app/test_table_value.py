@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.app.worker import frame, unframe
+from streams.app.states import frame, unframe
 from streams.core.engine import new_state
 from streams.core.state import decode, encode
 

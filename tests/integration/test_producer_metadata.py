@@ -9,7 +9,7 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
-from streams.app.worker import track_topics
+from streams.app.clients import track_topics
 from tests.conftest import TopicFactory
 
 

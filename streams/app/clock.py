@@ -1,0 +1,92 @@
+"""The worker's clock and its sweeps: what "now" is per partition, and who is due.
+
+Under the wall clock now is wall-clock time. Under the event clock time is kept per
+partition, as Kafka Streams keeps stream time per task: a partition's now is the highest
+event time read from it (Kafka orders a partition, not the topic, so a partition read
+ahead must not move the others' customers; replay --partitions keeps the same time).
+
+Time moves grades without events: the sweep takes the customers whose due time has come
+from an in-memory index per partition and sends each a keyed tick, which the agent that
+owns the customer applies, so that every state change happens inside stream iteration
+(faust keeps the RocksDB store and the changelog together only there).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from streams.app import metrics
+from streams.schedule import DueIndex
+
+# Sends a tick: (customer id, partition, now).
+SendTick = Callable[[str, int, int], Awaitable[Any]]
+
+
+class Clock:
+    """Stream time and due customers per partition number (a customer's records, state
+    and ticks share one)."""
+
+    def __init__(self, kind: Literal["wall", "event"], max_ahead_seconds: int) -> None:
+        self.event = kind == "event"
+        self.max_ahead_seconds = max_ahead_seconds
+        self.partition_time: dict[int, int] = {}
+        # Per input (topic, partition): the latest event time read there. A marker keeps
+        # its own topic's, not the partition's stream time: that one also holds the times
+        # of other topics' records still in a batch, which a crash may undo.
+        self.read_times: dict[tuple[str, int], int] = {}
+        self.dues: dict[int, DueIndex] = {}
+
+    def too_far_ahead(self, event_time: int) -> bool:
+        """Whether an event is dated further ahead of the wall clock than allowed: one
+        such event would move its customer (and, under the event clock, its whole
+        partition) to that time, and every later event would come too late."""
+        return event_time > time.time() + self.max_ahead_seconds
+
+    def read(self, topic: str, partition: int, event_time: int) -> int | None:
+        """Note an event time read from `topic`'s `partition`; return the partition's
+        stream time (the event clock's "now" there), or None under the wall clock."""
+        now = max(self.partition_time.get(partition, event_time), event_time)
+        self.partition_time[partition] = now
+        read = (topic, partition)
+        self.read_times[read] = max(self.read_times.get(read, event_time), event_time)
+        return now if self.event else None
+
+    def resume(self, partition: int, at: int) -> None:
+        """Under the event clock, let a partition's time be at least `at` (after a restart
+        or a rebalance: where handling stopped)."""
+        if self.event:
+            self.partition_time[partition] = max(self.partition_time.get(partition, 0), at)
+
+    def now(self, partition: int) -> int | None:
+        """Now for the customers of `partition` (None: no event read there yet, under the
+        event clock)."""
+        if self.event:
+            return self.partition_time.get(partition)
+        return int(time.time())
+
+    def due(self, partition: int) -> DueIndex:
+        index = self.dues.get(partition)
+        if index is None:
+            index = self.dues[partition] = DueIndex()
+        return index
+
+    async def sweep(self, send_tick: SendTick) -> None:
+        """Send a tick to every customer whose due time has come."""
+        started = time.perf_counter()
+        swept = 0
+        for partition, index in list(self.dues.items()):
+            now = self.now(partition)
+            if now is None:
+                continue
+            for customer_id in index.pop_due(now):
+                try:
+                    await send_tick(customer_id, partition, now)
+                except Exception:
+                    index.set(customer_id, now)  # the next sweep tries again
+                    raise
+                swept += 1
+        metrics.SWEEP_CUSTOMERS.observe(swept)
+        metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
+        metrics.DUE_CUSTOMERS.set(sum(len(index) for index in self.dues.values()))

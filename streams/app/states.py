@@ -1,0 +1,127 @@
+"""The customers' states as the worker keeps them, and the batch that changes them.
+
+The table holds, per customer id, the encoded state framed with the input offsets
+applied to it (`frame`), and per input partition a progress marker
+(`streams.app.progress`). `StateStore` reads and writes it through the `Table` protocol:
+faust's RocksDB table in the worker (`streams.app.table`), a dict in the tests.
+
+A `Batch` is what one batch of records did, published and persisted together: the
+states read from the table once per batch and kept while it runs, the records to send,
+the customers to persist, the markers to write.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from streams.app.outbox import Send
+from streams.app.progress import is_marker
+from streams.core import engine
+from streams.core.state import CustomerState
+from streams.core.state import decode as decode_state
+from streams.core.state import encode as encode_state
+
+# What a customer went through in a batch, to rebuild a state that a failing record left
+# half-changed: (now to advance to, event to apply, its time).
+Step = tuple[int | None, dict[str, Any] | None, int | None]
+
+
+@dataclass
+class Batch:
+    """What one batch of records did (see the module's docstring)."""
+
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    # Per customer with a state: per input topic, the offset after the last record applied
+    # to it (stored with the state, see `frame`).
+    applied: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The customers to persist: their partition, and whether their grade moved.
+    changed: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    steps: defaultdict[str, list[Step]] = field(default_factory=lambda: defaultdict(list))
+    # Records to send before the batch counts as handled, in the order they came.
+    sends: list[Send] = field(default_factory=list)
+    # The progress markers to write, with their partitions.
+    markers: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    # Kafka timestamps of the records graded, for the latency histogram.
+    produced_at: list[float] = field(default_factory=list)
+
+
+class Table(Protocol):
+    """Bytes by bytes key; `partition` is the one the key belongs to, when known."""
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None: ...
+
+    def put(self, key: bytes, value: bytes, partition: int) -> None: ...
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+def frame(applied: dict[str, int], encoded: bytes) -> bytes:
+    """A customer's table value: the input offsets applied to its state (per topic, the
+    offset after the last record applied), a newline, then the encoded state. In one
+    value, so that a kill never keeps one without the other. orjson escapes control
+    characters, so the first newline ends the offsets."""
+    return orjson.dumps(applied) + b"\n" + encoded
+
+
+def unframe(value: bytes) -> tuple[dict[str, int], bytes]:
+    """The inverse of `frame`; a value written before offsets were kept (an encoded state,
+    a JSON array) has none."""
+    if value[:1] != b"{":
+        return {}, value
+    head, _, encoded = value.partition(b"\n")
+    return orjson.loads(head), encoded
+
+
+class StateStore:
+    """Customers' states in a `Table`, read once per batch."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def find(
+        self, customer_id: str, partition: int | None, batch: Batch | None
+    ) -> CustomerState | None:
+        """The customer's state as of the batch (None: no state), or as of the table."""
+        if batch is not None and customer_id in batch.states:
+            return batch.states[customer_id]
+        key = customer_id.encode()
+        if is_marker(key):
+            return None
+        raw = self.table.get(key, partition)
+        if raw is None:
+            return None
+        applied, encoded = unframe(raw)
+        state = decode_state(encoded)
+        if batch is not None:
+            batch.states[customer_id] = state
+            batch.applied[customer_id] = applied
+        return state
+
+    def load(self, customer_id: str, partition: int, batch: Batch | None) -> CustomerState:
+        """The customer's state, a new one if it has none."""
+        state = self.find(customer_id, partition, batch)
+        if state is None:
+            state = engine.new_state(customer_id)
+            if batch is not None:
+                batch.states[customer_id] = state
+        return state
+
+    def marker(self, key: bytes, partition: int) -> bytes | None:
+        return self.table.get(key, partition)
+
+    def persist(self, batch: Batch) -> None:
+        """The changed states, then the markers: a kill in between then leaves records
+        that are handled again (their events are duplicates), never a record counted as
+        handled whose state was not kept."""
+        for customer_id, (partition, _) in batch.changed.items():
+            value = frame(
+                batch.applied.get(customer_id, {}), encode_state(batch.states[customer_id])
+            )
+            self.table.put(customer_id.encode(), value, partition)
+        for marker, (partition, value) in batch.markers.items():
+            self.table.put(marker, value, partition)

@@ -1,0 +1,116 @@
+"""The grading agents in Faust's test context: no broker, a memory table, a fake producer.
+
+What the agents add to the grading step: batches from the stream, the table through
+Faust (its current-record rule), progress markers, delivery before persisting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+import pytest
+
+from streams.app.agents import GradingAgents
+from streams.app.clock import Clock
+from streams.app.grading_step import GradingStep, Routes
+from streams.app.progress import Progress, marker_key, read_marker
+from streams.app.states import StateStore, unframe
+from streams.app.table import FaustTable
+from streams.core.policy import load_policy
+from tests.core.builders import DAY, T0, order
+
+ROUTES = Routes(
+    carries={"orders": ("orders",)},
+    outputs={"tier_changed": "tc", "churn_risk_changed": "cr", "lifecycle_changed": "lc"},
+    grades="grades",
+    dead_letters="dlq",
+)
+
+
+class FakeProducer:
+    """faust's producer as the outbox uses it: records kept, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> asyncio.Future[None]:
+        self.sent.append((topic, key, value))
+        acked = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _, _ in self.sent]
+
+
+@dataclass
+class App:
+    app: faust.App
+    table: Any
+    producer: FakeProducer
+    orders: Any
+    ticks: Any
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    app = faust.App("agents-test", store="memory://", key_serializer="raw", value_serializer="raw")
+    app.loop = asyncio.get_running_loop()  # faust binds to a loop of its own otherwise
+    table = app.Table("customers", partitions=1, key_type=bytes, value_type=bytes)
+    orders_topic = app.topic("orders", partitions=1)
+    ticks_topic = app.topic("ticks", partitions=1)
+    app.finalize()
+    producer = FakeProducer()
+    faust_table = FaustTable(table)
+    step = GradingStep(load_policy(), Clock("wall", 86_400), StateStore(faust_table), ROUTES)
+    agents = GradingAgents(
+        step, faust_table, Progress(lambda: app.consumer, 5.0, 3), lambda: producer, 10, 0.01
+    )
+    orders = app.agent(orders_topic, name="grade-orders")(agents.inputs("orders"))
+    ticks = app.agent(ticks_topic, name="ticks")(agents.ticks("ticks"))
+    yield App(app, table, producer, orders, ticks)
+    # The stream made faust build its Kafka consumer, whose thread (never started here)
+    # owns an event loop of its own: closed, or it warns when collected.
+    consumer_thread = getattr(app.consumer, "_thread", None)
+    if consumer_thread is not None:
+        consumer_thread.thread_loop.close()
+
+
+async def test_the_input_agent_grades_publishes_then_persists(app: App) -> None:
+    body = order("e1", T0, 120.0)
+    async with app.orders.test_context() as agent:
+        await agent.put(orjson.dumps(body), key=b"cust-1")
+        assert app.producer.topics() == ["lc", "grades"]
+        applied, _ = unframe(app.table[b"cust-1"])
+        assert applied == {"orders": 1}
+        assert read_marker(app.table[marker_key("orders", 0)])[0] == 1
+
+        await agent.put(orjson.dumps(body), key=b"cust-1")  # a duplicate: nothing to send
+        await agent.put(b"{broken", key=b"cust-1")
+        assert app.producer.topics() == ["lc", "grades", "dlq"]
+        letter = orjson.loads(app.producer.sent[-1][2])
+        assert letter["source"] == {"topic": "orders", "partition": 0, "offset": 2}
+        assert read_marker(app.table[marker_key("orders", 0)])[0] == 3
+
+
+async def test_the_tick_agent_lets_time_pass(app: App) -> None:
+    async with app.orders.test_context() as agent:
+        await agent.put(orjson.dumps(order("e1", T0, 120.0)), key=b"cust-1")
+    async with app.ticks.test_context() as agent:
+        await agent.put(str(T0 + 40 * DAY).encode(), key=b"cust-1")
+    change = orjson.loads(app.producer.sent[-2][2])
+    assert (change["stage"], change["cause"]["kind"]) == ("active", "inactivity")
+    assert app.producer.topics()[-1] == "grades"

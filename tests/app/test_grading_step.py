@@ -1,0 +1,286 @@
+"""The grading step, without Faust or a broker: records in, sends and states out."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.app.clock import Clock
+from streams.app.grading_step import GradingStep, Record, Routes
+from streams.app.progress import marker_key, read_marker
+from streams.app.states import Batch, StateStore, unframe
+from streams.core.policy import Policy, load_policy, policy_from_dict
+from streams.core.state import decode as decode_state
+from streams.replay import Replayer
+from streams.simulate import SimConfig, SimRecord, generate
+from tests.core.builders import DAY, T0, interaction, order
+from tests.core.models import default_doc
+
+ROUTES = Routes(
+    carries={"orders": ("orders",), "interactions": ("interactions",)},
+    outputs={
+        "tier_changed": "tier-changes",
+        "churn_risk_changed": "churn-risk",
+        "lifecycle_changed": "lifecycle-changes",
+    },
+    grades="customer-grades",
+    dead_letters="dlq",
+)
+
+
+class DictTable:
+    """The step's `Table` over a dict (the worker's is faust's RocksDB table)."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes, partition: int) -> None:
+        self.data[key] = value
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self.data.items()))
+
+
+@dataclass
+class Worker:
+    """A grading step over a dict table, fed batch by batch as the agents feed it."""
+
+    policy: Policy
+    clock_kind: str = "wall"
+    table: DictTable = field(default_factory=DictTable)
+    offsets: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        clock = Clock("event" if self.clock_kind == "event" else "wall", 86_400)
+        self.step = GradingStep(self.policy, clock, StateStore(self.table), ROUTES)
+
+    def record(
+        self, body: dict[str, Any] | bytes, key: bytes | str | None = "", topic: str = "orders"
+    ) -> Record:
+        """A record at the next offset of partition 0, keyed by its customer unless said."""
+        value = body if isinstance(body, bytes) else orjson.dumps(body)
+        if key == "":
+            key = body["customer_id"].encode() if isinstance(body, dict) else None
+        elif isinstance(key, str):
+            key = key.encode()
+        return Record(topic, 0, next(self.offsets), key, value, 0.0)
+
+    def batch(self, *records: Record, ticks: tuple[Record, ...] = ()) -> Batch:
+        """Records, then ticks, then finish and persist, as an agent's batch does."""
+        batch = Batch()
+        for record in records:
+            self.step.record(record, batch)
+        for tick in ticks:
+            self.step.tick(tick, batch)
+        self.step.finish(batch)
+        self.step.persist(batch)
+        return batch
+
+    def state(self, customer_id: str) -> tuple[dict[str, int], Any] | None:
+        raw = self.table.data.get(customer_id.encode())
+        if raw is None:
+            return None
+        applied, encoded = unframe(raw)
+        return applied, decode_state(encoded)
+
+
+def tick(customer_id: str, now: int) -> Record:
+    return Record("ticks", 0, 0, customer_id.encode(), str(now).encode(), 0.0)
+
+
+def sent(batch: Batch, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(s.value) for s in batch.sends if s.topic == topic]
+
+
+def keyed(record: SimRecord) -> SimRecord:
+    """Keyed by customer_id, as a well-behaved producer sends it (a file has no keys)."""
+    try:
+        body = orjson.loads(record.value)
+    except orjson.JSONDecodeError:
+        return record
+    customer = body.get("customer_id") if isinstance(body, dict) else None
+    key = customer.encode() if isinstance(customer, str) else record.key
+    return SimRecord(record.topic, key, record.value)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy()
+
+
+def test_an_order_is_graded_published_and_persisted(policy: Policy) -> None:
+    worker = Worker(policy)
+    batch = worker.batch(worker.record(order("e1", T0, 120.0)))
+    [change] = sent(batch, "lifecycle-changes")
+    assert (change["previous_stage"], change["stage"]) == ("prospect", "new")
+    [grade] = sent(batch, "customer-grades")
+    assert (grade["customer_id"], grade["seq"]) == ("cust-1", 1)
+    assert [s.topic for s in batch.sends][-1] == "customer-grades"  # grades last
+    stored = worker.state("cust-1")
+    assert stored is not None
+    assert stored[0] == {"orders": 1}  # the offset after the record, kept with the state
+    assert read_marker(worker.table.data[marker_key("orders", 0)]) == (1, T0)
+    assert worker.step.clock.due(0).next_due() == stored[1].due
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "code"),
+    [
+        (b"{not json", "cust-1", "invalid_json"),
+        (orjson.dumps(order("e1", T0, -5.0)), "cust-1", "schema_violation"),
+        (orjson.dumps(order("e1", T0, 5.0)), "cust-2", "key_mismatch"),
+        (orjson.dumps(interaction("e1", T0, "page_view")), "cust-1", "wrong_topic"),
+        (orjson.dumps(order("e1", T0, 5.0, currency="XXX")), "cust-1", "unknown_currency"),
+        (orjson.dumps(order("e1", 4_102_444_800, 5.0)), "cust-1", "from_the_future"),
+    ],
+)
+def test_a_bad_record_is_a_dead_letter_and_progress_goes_on(
+    policy: Policy, value: bytes, key: str, code: str
+) -> None:
+    worker = Worker(policy)
+    batch = worker.batch(worker.record(value, key))
+    [letter] = sent(batch, "dlq")
+    assert letter["rejection"]["code"] == code, letter["rejection"]
+    assert letter["source"] == {"topic": "orders", "partition": 0, "offset": 0}
+    assert [s.topic for s in batch.sends] == ["dlq"]
+    assert worker.state("cust-1") is None
+    assert read_marker(worker.table.data[marker_key("orders", 0)])[0] == 1
+
+
+def test_a_keyless_record_is_sent_again_keyed_and_not_applied(policy: Policy) -> None:
+    worker = Worker(policy)
+    body = order("e1", T0, 120.0)
+    batch = worker.batch(worker.record(body, key=None))
+    [again] = batch.sends
+    assert (again.topic, again.key, again.value) == ("orders", b"cust-1", orjson.dumps(body))
+    assert worker.state("cust-1") is None
+    assert read_marker(worker.table.data[marker_key("orders", 0)])[0] == 1
+
+
+def test_a_duplicate_is_applied_once(policy: Policy) -> None:
+    worker = Worker(policy)
+    first = order("e1", T0, 120.0)
+    worker.batch(worker.record(first))
+    # The same event again, at a later offset (a producer's retry), in another batch.
+    batch = worker.batch(worker.record(first))
+    assert batch.sends == []
+    stored = worker.state("cust-1")
+    assert stored is not None
+    assert stored[1].seq == 1
+    assert read_marker(worker.table.data[marker_key("orders", 0)])[0] == 2
+
+
+def test_a_record_its_state_holds_already_is_skipped(policy: Policy) -> None:
+    """Killed between persisting the states and the markers: the record is delivered
+    again, below its customer's applied offset, and changes nothing."""
+    worker = Worker(policy)
+    record = worker.record(order("e1", T0, 120.0))
+    worker.batch(record)
+    del worker.table.data[marker_key("orders", 0)]
+    batch = worker.batch(record)
+    assert batch.sends == []
+    assert batch.changed == {}
+
+
+def test_a_tick_moves_a_quiet_customer(policy: Policy) -> None:
+    worker = Worker(policy)
+    worker.batch(worker.record(order("e1", T0, 120.0)))
+    due = worker.step.clock.due(0).next_due()
+    assert due is not None
+    batch = worker.batch(ticks=(tick("cust-1", T0 + 40 * DAY),))
+    [change] = sent(batch, "lifecycle-changes")
+    assert (change["previous_stage"], change["stage"]) == ("new", "active")
+    assert change["cause"]["kind"] == "inactivity"
+    [grade] = sent(batch, "customer-grades")
+    assert grade["lifecycle"] == "active"
+    stored = worker.state("cust-1")
+    assert stored is not None
+    assert stored[1].as_of > T0
+    # A tick for a customer with no state, and a tick with nothing due, change nothing.
+    assert worker.batch(ticks=(tick("nobody", T0),)).sends == []
+    assert sent(worker.batch(ticks=(tick("cust-1", stored[1].as_of),)), "customer-grades") == []
+
+
+def test_a_new_policy_regrades_with_cause_policy_change(policy: Policy) -> None:
+    worker = Worker(policy)
+    first = worker.batch(worker.record(order("e1", T0, 60_000.0)))
+    assert sent(first, "customer-grades")[0]["tier"] == "silver"  # spend >= 50,000
+    doc = default_doc()
+    doc["policy_version"] = "stricter-silver"
+    for rung in doc["tiers"]["ladder"]:
+        if rung["name"] == "silver":
+            rung["min_spend"] = 70_000.0
+    worker.step.policy = policy_from_dict(doc)
+    batch = worker.batch(ticks=(tick("cust-1", T0 + DAY),))
+    [change] = sent(batch, "tier-changes")
+    assert (change["previous_tier"], change["tier"]) == ("silver", "regular")
+    assert change["cause"]["kind"] == "policy_change"
+    [grade] = sent(batch, "customer-grades")
+    assert grade["policy_version"] == "stricter-silver"
+
+
+def test_a_failing_record_is_a_dead_letter_and_leaves_the_state_as_before(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = Worker(policy)
+    batch = Batch()
+    worker.step.record(worker.record(order("e1", T0, 120.0)), batch)
+    before = orjson.dumps(sent(batch, "lifecycle-changes"))
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    # Fails after the event changed the state: the state must be rebuilt without it.
+    monkeypatch.setattr(worker.step, "_publish", broken)
+    worker.step.record(worker.record(order("e2", T0 + DAY, 10.0)), batch)
+    [letter] = sent(batch, "dlq")
+    assert letter["rejection"]["code"] == "processing_error"
+    assert batch.states["cust-1"].seq == 1
+    assert orjson.dumps(sent(batch, "lifecycle-changes")) == before
+
+
+async def test_under_the_event_clock_the_step_grades_as_replay(
+    policy: Policy, tmp_path: Path
+) -> None:
+    """Advance to the partition's stream time, then apply; ticks for the customers the
+    sweep finds due: the same output events and grades as replay over the same records."""
+    records = [keyed(r) for r in generate(40, 200, seed=7, config=SimConfig(keys=False))]
+    expected_outputs: list[dict[str, Any]] = []
+    replayer = Replayer(policy, expected_outputs.append, lambda _: None)
+    for line, (_, _, value) in enumerate(records, start=1):
+        replayer.feed(line, value)
+    expected_grades = {g["customer_id"]: g for g in replayer.finish()}
+
+    worker = Worker(policy, clock_kind="event")
+    outputs: list[dict[str, Any]] = []
+    grades: dict[str, dict[str, Any]] = {}
+    for topic, key, value in records:
+        worker.step.routes = Routes(
+            {topic: (topic,)}, ROUTES.outputs, ROUTES.grades, ROUTES.dead_letters
+        )
+        batch = worker.batch(worker.record(value, key, topic))
+        ticks: list[Record] = []
+
+        async def send_tick(customer_id: str, partition: int, now: int) -> None:
+            ticks.append(tick(customer_id, now))  # noqa: B023 (used before the loop moves on)
+
+        await worker.step.clock.sweep(send_tick)
+        tick_batch = worker.batch(ticks=tuple(ticks))
+        for done in (batch, tick_batch):
+            outputs += [
+                orjson.loads(s.value) for s in done.sends if s.topic in ROUTES.outputs.values()
+            ]
+            grades |= {g["customer_id"]: g for g in sent(done, "customer-grades")}
+
+    assert any(o["cause"]["kind"] == "inactivity" for o in outputs)  # ticks did work
+    assert {o["event_id"]: o for o in outputs} == {o["event_id"]: o for o in expected_outputs}
+    assert grades == expected_grades
