@@ -126,6 +126,17 @@ def _extensions() -> list[Extension]:
     return exts
 
 
+def _remove_stale_extensions() -> None:
+    """Delete in-place extensions whose module is no longer compiled (renamed or removed
+    sources): an editable install would otherwise keep importing them."""
+    keep = {m.rsplit(".", 1)[-1] for m in MODULES} | {"_native__mypyc"}
+    for folder in (HERE / "streams", HERE / "streams" / "core"):
+        for built in folder.glob("*.so"):
+            if built.name.split(".", 1)[0] not in keep:
+                _say(f"removing {built.relative_to(HERE)}: its module is no longer compiled")
+                built.unlink()
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that installs the pure-Python core when compiling fails (unless MODE 1),
     and records which sources the extensions were compiled from."""
@@ -144,6 +155,7 @@ class OptionalBuildExt(build_ext):
             targets = [Path(self.build_lib) / SOURCES_FILE]
             if self.inplace:
                 targets.append(HERE / SOURCES_FILE)
+                _remove_stale_extensions()
             for target in targets:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(record)

@@ -280,4 +280,9 @@ def describe_command(settings: Settings, out: Console) -> bool:
             "[green]ok[/]" if state.ok else f"[red]{'; '.join(state.problems)}[/]",
         )
     out.print(table)
+    # The mismatches again as plain lines: a table cell wraps on a narrow terminal, and
+    # these are what an operator copies or greps.
+    for state in states:
+        if not state.ok:
+            out.print(f"{state.spec.name}: {'; '.join(state.problems)}", soft_wrap=True)
     return compare(states)

@@ -131,8 +131,13 @@ def test_load_settings_resolves_the_data_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GRADESTREAM_DATADIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # By default, the user's data directory: the same from any folder.
+    assert load_settings().datadir == tmp_path.resolve() / "xdg" / "gradestream" / "worker"
+    # A relative one is resolved against the folder the worker starts in.
+    monkeypatch.setenv("GRADESTREAM_DATADIR", "state/worker")
     settings = load_settings()
-    assert settings.datadir == tmp_path.resolve() / ".local" / "worker"
+    assert settings.datadir == tmp_path.resolve() / "state" / "worker"
     assert not settings.datadir.exists()  # reading settings makes no folder
     monkeypatch.setenv("GRADESTREAM_REDIS_URL", f"redis//:{SECRET}@host")
     with pytest.raises(SettingsError) as caught:

@@ -129,8 +129,8 @@ def test_describe_detects_a_wrong_partition_count_and_cleanup_policy(
 
     code, out = cli("topics", "describe")  # ...but they do not match
     assert code == 1, out
-    assert "1 partitions, expected 3" in out
-    assert "cleanup.policy delete, expected compact" in out
+    assert f"{prefix}-orders: 1 partitions, expected 3\n" in out
+    assert f"{prefix}-customer_grades: cleanup.policy delete, expected compact" in out
     assert "does not match" in out
 
 
