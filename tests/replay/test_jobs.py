@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 from streams import replay_jobs
 from streams.cli import app
 from streams.core.policy import load_policy
-from streams.replay import ReplayStats, customer_of
+from streams.replay import ReplayStats
 from streams.replay_jobs import replay_parallel
+from streams.routing import customer_of
 from streams.simulate import SimConfig, generate
 
 # Late and duplicated events, so that refusals, duplicates and sweeps all occur.
