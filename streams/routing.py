@@ -16,7 +16,7 @@ _KEY: Final = b'"customer_id"'
 
 
 def customer_of(raw: bytes) -> str | None:
-    """The customer_id a record's bytes name (None: none, or not JSON), as `parse` reads it.
+    r"""The customer_id a record's bytes name (None: none, or not JSON), as `parse` reads it.
 
     Each replay job reads every line to find its own, so this is its per-line cost. Most
     lines are flat objects in orjson's spelling, where the id can be read from the bytes

@@ -24,7 +24,13 @@ async def _forgets_first(kafka: str, new_topic: TopicFactory, tracked: bool) -> 
     try:
         # While it tracks no topic, a refresh asks for all of them (as faust's does after
         # each topic it declares).
-        await producer.client.force_metadata_update()
+        # A topic just created reaches every broker's metadata cache a moment later (on a
+        # busy broker, after the first refresh): refresh until it is there.
+        for _ in range(50):
+            await producer.client.force_metadata_update()
+            if producer.client.cluster.partitions_for_topic(first) is not None:
+                break
+            await asyncio.sleep(0.1)
         assert producer.client.cluster.partitions_for_topic(first) == {0, 1}
         later = await new_topic("later", partitions=2)
         if tracked:
