@@ -49,6 +49,7 @@ CORE = [
     "folding",
     "rfm",
     "tiers",
+    "tier_progress",
     "lifecycle",
     "intent",
     "churn_model",
