@@ -278,10 +278,16 @@ def worker(
         policy = load_policy(settings.policy)
     except PolicyError as exc:
         fail(f"settings refused: GRADESTREAM_POLICY: {exc}")
+    shadow = None
+    if settings.shadow_policy is not None:
+        try:
+            shadow = load_policy(settings.shadow_policy)
+        except PolicyError as exc:
+            fail(f"settings refused: GRADESTREAM_SHADOW_POLICY: {exc}")
 
     from streams.app.worker import run  # Faust and the rest: only once all of the above held
 
-    run(settings, policy, loglevel)
+    run(settings, policy, loglevel, shadow)
 
 
 @app.command()
