@@ -85,10 +85,14 @@ def _singles(s: CustomerState) -> tuple[list[int], list[int]]:
     return days, best
 
 
-def downgrade(s: CustomerState, held: int, c: CompiledPolicy) -> Downgrade:
+def downgrade(
+    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+) -> Downgrade:
     """When rung `held` (> 0) falls if no event comes after ``s.as_of``: the walk of the
-    module's docstring. Every day leaves at last, so the rung always falls."""
-    days = sorted(s.days.items())
+    module's docstring. Every day leaves at last, so the rung always falls. `days`: the
+    window's day buckets in day order, if the caller has them."""
+    if days is None:
+        days = sorted(s.days.items())
     single_days, best = _singles(s)
     cents, n = s.win_cents, s.win_count
     below = s.below_since
@@ -140,19 +144,21 @@ def rung_needs(
     }
 
 
-def _grows_at(s: CustomerState, rung: int, c: CompiledPolicy) -> int | None:
+def _grows_at(days: list[tuple[int, list[int]]], rung: int, c: CompiledPolicy) -> int | None:
     """The first instant an order day leaves and `rung`'s spend or order need grows."""
     spend, orders, _ = c.tier_rules[rung]
-    for day, bucket in sorted(s.days.items()):
+    for day, bucket in days:
         if (spend is not None and bucket[1] > 0) or (orders is not None and bucket[0] > 0):
             return (day + c.window_days) * DAY
     return None
 
 
-def held_block(s: CustomerState, held: int, c: CompiledPolicy) -> dict[str, Any]:
+def held_block(
+    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+) -> dict[str, Any]:
     """The held rung's fall if nothing changes, and what keeps it past that instant
     (orders placed before it stay in the window then: the window is a day at least)."""
-    fall = downgrade(s, held, c)
+    fall = downgrade(s, held, c, days)
     return {
         "tier": c.tier_names[held],
         "downgrade_at": format_rfc3339(fall.at),
@@ -164,10 +170,12 @@ def held_block(s: CustomerState, held: int, c: CompiledPolicy) -> dict[str, Any]
 def progress(s: CustomerState, c: CompiledPolicy) -> dict[str, Any]:
     """The snapshot's ``progress``: the same at any instant from ``s.as_of`` to its due."""
     held = c.tier_rank.get(s.tier or c.tier_names[0], 0)
+    days = sorted(s.days.items())
     up: dict[str, Any] | None = None
     if held + 1 < len(c.tier_names):
+        grows = _grows_at(days, held + 1, c)
         up = {
             "tier": c.tier_names[held + 1],
-            "needs": rung_needs(c, held + 1, s.win_cents, s.win_count, _grows_at(s, held + 1, c)),
+            "needs": rung_needs(c, held + 1, s.win_cents, s.win_count, grows),
         }
-    return {"next": up, "held": held_block(s, held, c) if held > 0 else None}
+    return {"next": up, "held": held_block(s, held, c, days) if held > 0 else None}
