@@ -50,6 +50,7 @@ CORE = [
     "folding",
     "rfm",
     "tiers",
+    "tier_progress",
     "lifecycle",
     "intent",
     "churn_model",

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from streams.core.errors import PolicyError
 from streams.core.policy import Policy, load_policy
+from streams.policy_diff import diff as policy_diff
 from streams.settings import Settings
 
 app = typer.Typer(
@@ -278,10 +279,16 @@ def worker(
         policy = load_policy(settings.policy)
     except PolicyError as exc:
         fail(f"settings refused: GRADESTREAM_POLICY: {exc}")
+    shadow = None
+    if settings.shadow_policy is not None:
+        try:
+            shadow = load_policy(settings.shadow_policy)
+        except PolicyError as exc:
+            fail(f"settings refused: GRADESTREAM_SHADOW_POLICY: {exc}")
 
     from streams.app.worker import run  # Faust and the rest: only once all of the above held
 
-    run(settings, policy, loglevel)
+    run(settings, policy, loglevel, shadow)
 
 
 @app.command()
@@ -334,6 +341,8 @@ def policy_check(
         fail(f"policy refused: {exc}")
     console.print(f"[green]ok[/green]: {file} is a valid policy, version {loaded.policy_version}")
 
+
+policy_app.command("diff")(policy_diff)
 
 topics_app = typer.Typer(help="Kafka topics: create them all, or compare the cluster with them.")
 app.add_typer(topics_app, name="topics")

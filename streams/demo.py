@@ -42,7 +42,7 @@ console = Console()
 
 CUSTOMERS = int(os.environ.get("DEMO_CUSTOMERS", "300"))
 DAYS = int(os.environ.get("DEMO_DAYS", "400"))
-OUTPUT_TOPICS = ("tier-changes", "churn-risk", "lifecycle-changes")
+OUTPUT_TOPICS = ("tier-changes", "churn-risk", "lifecycle-changes", "tier-warnings")
 
 
 def service(script: str, env_name: str) -> str:
@@ -72,6 +72,8 @@ def describe(event: dict[str, object]) -> str:
         return f"tier {event['previous_tier']} -> {event['tier']} ({event['direction']})"
     if kind == "lifecycle_changed":
         return f"lifecycle {event['previous_stage']} -> {event['stage']}"
+    if kind == "tier_warning":
+        return f"tier {event['tier']} falls to {event['downgrade_to']} at {event['downgrade_at']}"
     return f"churn {event['previous_band']} -> {event['band']} ({event['alert']})"
 
 

@@ -43,6 +43,7 @@ SCHEMA_ORDER = (
     "tier-changes",
     "churn-risk",
     "lifecycle-changes",
+    "tier-warnings",
     "customer-grades",
     "gradestream-dlq",
 )
@@ -139,7 +140,10 @@ def _fields(
             _constraints(field),
             field.get("description", ""),
         )
-        if field.get("type") == "object" and "properties" in field:
+        kind = field.get("type")
+        if (kind == "object" or (isinstance(kind, list) and "object" in kind)) and (
+            "properties" in field
+        ):
             yield from _fields(field, where, schemas, f"{path}.")
         items = field.get("items")
         if isinstance(items, dict) and "properties" in items:

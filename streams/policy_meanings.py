@@ -41,6 +41,9 @@ MEANINGS: dict[str, str] = {
     "tiers.downgrade_grace_days": "A lapse with time (spend leaving the window) downgrades "
     "only after this many days continuously below the held tier; a refund or cancellation "
     "that removes the qualifying spend downgrades at once.",
+    "tiers.warning_days": "A tier-warnings event this many days before a downgrade by time "
+    "takes effect, once per grace period (at the grace's start when the grace is shorter); "
+    "0: no warnings.",
     "tiers.ladder": "The rungs, lowest first; the first is the floor (no conditions).",
     "tiers.ladder[].name": "Tier name written to outputs, snapshots and Redis tier sets.",
     "tiers.ladder[].min_spend": "Reached with at least this rolling net spend in the window.",

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     redis_tls_ca_file: FilePath | None = Field(None, description="Set with a rediss:// URL")
     redis_key_prefix: str = "gradestream"
     policy: FilePath | None = Field(None, description="Policy file; default: the packaged policy")
+    shadow_policy: FilePath | None = Field(
+        None,
+        description="A second policy graded alongside, its grades to TOPIC_SHADOW_GRADES only",
+    )
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: live time; event: time follows stream time, as in replay"
     )
@@ -108,7 +112,9 @@ class Settings(BaseSettings):
     topic_tier_changes: str = "tier-changes"
     topic_churn_risk: str = "churn-risk"
     topic_lifecycle_changes: str = "lifecycle-changes"
+    topic_tier_warnings: str = "tier-warnings"
     topic_customer_grades: str = "customer-grades"
+    topic_shadow_grades: str = "customer-grades-shadow"
     topic_dead_letters: str = "gradestream-dlq"
     topic_ticks: str = "gradestream-ticks"
 

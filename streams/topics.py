@@ -9,8 +9,9 @@ expect and exits non-zero on a mismatch. Names and the partition count come from
 | topic (setting) | role | configs set at creation |
 |---|---|---|
 | orders, complaints, interactions | input | none: broker defaults (producers own them) |
-| tier-changes, churn-risk, lifecycle-changes | output events | retention.ms = 30 days |
+| tier-changes, churn-risk, lifecycle-changes, tier-warnings | events | retention.ms = 30 days |
 | customer-grades | latest grade per customer | cleanup.policy = compact |
+| customer-grades-shadow | the shadow policy's, with one only | cleanup.policy = compact |
 | gradestream-dlq | dead letters | retention.ms = 14 days (they hold personal data) |
 | gradestream-ticks | internal wake-ups | retention.ms = 1 day |
 | {app_id}-customers-changelog | the table's changelog | cleanup.policy = compact |
@@ -87,11 +88,15 @@ def expected_topics(settings: Settings) -> list[TopicSpec]:
         (settings.topic_tier_changes, "output: tier changes", retention),
         (settings.topic_churn_risk, "output: churn risk", retention),
         (settings.topic_lifecycle_changes, "output: lifecycle changes", retention),
+        (settings.topic_tier_warnings, "output: tier warnings", retention),
         (settings.topic_customer_grades, "output: latest grades", {"cleanup.policy": "compact"}),
         (settings.topic_dead_letters, "dead letters", {"retention.ms": str(DLQ_RETENTION_MS)}),
         (settings.topic_ticks, "internal: sweep ticks", {"retention.ms": str(TICKS_RETENTION_MS)}),
         (changelog_topic(settings), "internal: table changelog", {"cleanup.policy": "compact"}),
     ]
+    if settings.shadow_policy is not None:
+        compact = {"cleanup.policy": "compact"}
+        wanted.append((settings.topic_shadow_grades, "output: shadow policy's grades", compact))
     specs: dict[str, TopicSpec] = {}
     for name, role, configs in wanted:
         if name in specs:

@@ -23,9 +23,11 @@ from streams.app import metrics
 from streams.app.clock import Clock
 from streams.app.outbox import Send
 from streams.app.progress import marker_key, marker_value
+from streams.app.shadow import Shadow
 from streams.app.states import Batch, StateStore
 from streams.contracts import dead_letter, decode
 from streams.core import engine
+from streams.core.due import min_due
 from streams.core.errors import Rejection
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
@@ -60,11 +62,19 @@ class Routes:
 class GradingStep:
     """Applies records and ticks to the states of a `StateStore` (see the module)."""
 
-    def __init__(self, policy: Policy, clock: Clock, store: StateStore, routes: Routes) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        clock: Clock,
+        store: StateStore,
+        routes: Routes,
+        shadow: Shadow | None = None,
+    ) -> None:
         self.policy = policy
         self.clock = clock
         self.store = store
         self.routes = routes
+        self.shadow = shadow  # a second policy graded alongside (streams.app.shadow)
 
     def record(self, record: Record, batch: Batch) -> None:
         """Handle an input record (the next of its partition) and note the partition's
@@ -108,6 +118,9 @@ class GradingStep:
             self._dead_letter(record, ahead, batch)
             return
         now = self.clock.read(topic, partition, event_time)
+        if self.shadow is not None:
+            source = (topic, partition, offset)
+            self.shadow.record(source, customer_id, now, decoded.event, event_time, batch)
         state = self.store.load(customer_id, partition, batch)
         applied = batch.applied.setdefault(customer_id, {})
         if offset < applied.get(topic, 0):
@@ -146,6 +159,8 @@ class GradingStep:
         stepped = False
         try:
             now = int(record.value or b"0")
+            if self.shadow is not None:
+                self.shadow.tick(customer_id, record.partition, now, batch)
             state = self.store.find(customer_id, record.partition, batch)
             if state is None:
                 return
@@ -171,13 +186,23 @@ class GradingStep:
                 grade = engine.snapshot(batch.states[customer_id], self.policy)
                 value = orjson.dumps(grade, option=JSON)
                 batch.sends.append(Send(self.routes.grades, customer_id.encode(), value))
+        if self.shadow is not None:
+            self.shadow.finish(batch)
 
     def persist(self, batch: Batch) -> None:
         """Write the batch's states and markers (once its sends are acknowledged), and
-        index the customers' new due times."""
+        index the customers' new due times (with a shadow policy, the earlier of the two
+        states')."""
         self.store.persist(batch)
-        for customer_id, (partition, _) in batch.changed.items():
-            self.clock.due(partition).set(customer_id, batch.states[customer_id].due)
+        moved = {customer_id: partition for customer_id, (partition, _) in batch.changed.items()}
+        if self.shadow is not None:
+            moved |= self.shadow.persist(batch)
+        for customer_id, partition in moved.items():
+            state = batch.states.get(customer_id)
+            due = None if state is None else state.due
+            if self.shadow is not None:
+                due = min_due(due, self.shadow.due(customer_id, batch))
+            self.clock.due(partition).set(customer_id, due)
 
     def _undo(self, customer_id: str, partition: int, batch: Batch) -> None:
         """Rebuild a customer's state as it was before the record that failed: from the

@@ -1,8 +1,9 @@
 """The customers' states as the worker keeps them, and the batch that changes them.
 
 The table holds, per customer id, the encoded state framed with the input offsets
-applied to it (`frame`), and per input partition a progress marker
-(`streams.app.progress`). `StateStore` reads and writes it through the `Table` protocol:
+applied to it (`frame`), per input partition a progress marker
+(`streams.app.progress`), and with a shadow policy the shadow states
+(`streams.app.shadow`). `StateStore` reads and writes it through the `Table` protocol:
 faust's RocksDB table in the worker (`streams.app.table`), a dict in the tests.
 
 A `Batch` is what one batch of records did, published and persisted together: the
@@ -20,7 +21,6 @@ from typing import Any, Protocol
 import orjson
 
 from streams.app.outbox import Send
-from streams.app.progress import is_marker
 from streams.core import engine
 from streams.core.state import CustomerState
 from streams.core.state import decode as decode_state
@@ -48,6 +48,8 @@ class Batch:
     markers: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     # Kafka timestamps of the records graded, for the latency histogram.
     produced_at: list[float] = field(default_factory=list)
+    # The shadow policy's states and changes (streams.app.shadow), with one.
+    shadow: Batch | None = None
 
 
 class Table(Protocol):
@@ -90,8 +92,8 @@ class StateStore:
         if batch is not None and customer_id in batch.states:
             return batch.states[customer_id]
         key = customer_id.encode()
-        if is_marker(key):
-            return None
+        if key[:1] == b"\x00":
+            return None  # the table's own keys (markers, shadow states): no customer id
         raw = self.table.get(key, partition)
         if raw is None:
             return None

@@ -25,10 +25,12 @@ from streams.app.grading_step import GradingStep, Routes
 from streams.app.lag import measure_lag
 from streams.app.outbox import Send, send
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
+from streams.app.shadow import Shadow, is_shadow
 from streams.app.states import StateStore, unframe
 from streams.app.table import FaustTable
 from streams.app.view_agent import ViewAgent
 from streams.app.web import Status, register_routes
+from streams.core.due import min_due
 from streams.core.policy import Policy
 from streams.core.state import decode as decode_state
 from streams.schedule import partition_of
@@ -39,9 +41,12 @@ log = logging.getLogger(__name__)
 
 
 class GradingWorker:
-    """The Faust app, its topics, table and agents, built from settings and a policy."""
+    """The Faust app, its topics, table and agents, built from settings and a policy (and
+    a shadow policy, graded alongside to its own topic: `streams.app.shadow`)."""
 
-    def __init__(self, settings: Settings, policy: Policy) -> None:
+    def __init__(
+        self, settings: Settings, policy: Policy, shadow_policy: Policy | None = None
+    ) -> None:
         self.settings = settings
         self.app = app = faust_app(settings)
         p = settings.partitions
@@ -64,8 +69,14 @@ class GradingWorker:
             "tier_changed": internal(settings.topic_tier_changes),
             "churn_risk_changed": internal(settings.topic_churn_risk),
             "lifecycle_changed": internal(settings.topic_lifecycle_changes),
+            "tier_warning": internal(settings.topic_tier_warnings),
         }
         self.grades = internal(settings.topic_customer_grades, compacting=True)
+        self.shadow_grades = (
+            None
+            if shadow_policy is None
+            else internal(settings.topic_shadow_grades, compacting=True)
+        )
         self.dead_letters = internal(settings.topic_dead_letters)
         self.ticks = internal(settings.topic_ticks)
         # States as compact bytes (core.state.encode), keyed by customer_id bytes. The
@@ -82,7 +93,10 @@ class GradingWorker:
             grades=settings.topic_customer_grades,
             dead_letters=settings.topic_dead_letters,
         )
-        self.step = GradingStep(policy, self.clock, self.store, routes)
+        shadow = None
+        if shadow_policy is not None:
+            shadow = Shadow(shadow_policy, self.table, settings.topic_shadow_grades)
+        self.step = GradingStep(policy, self.clock, self.store, routes, shadow)
         self.progress = Progress(lambda: app.consumer, settings.stall_seconds, settings.stall_tries)
         self.agents = GradingAgents(
             self.step,
@@ -144,7 +158,7 @@ class GradingWorker:
         # Faust creates only the internal topics an agent reads. Those the worker only
         # writes must exist before its first send: in the benchmark, sends to a topic the
         # broker was still auto-creating stalled the producer. Before streams resume; once.
-        written = (*self.outputs.values(), self.dead_letters)
+        written = (*self.outputs.values(), self.dead_letters, *self._shadow_topic())
         await asyncio.gather(*(topic.maybe_declare() for topic in written))
         self._track_written_topics()
         clock, progress, partitions = self.clock, self.progress, self.settings.partitions
@@ -152,6 +166,7 @@ class GradingWorker:
         progress.reset()
         graded_at: dict[int, int] = {}
         resume_at: dict[int, int] = {}
+        dues: dict[str, tuple[int, int | None]] = {}  # the earlier of live and shadow dues
         for key, value in self.table.items():
             if is_marker(key):
                 topic, partition = marker_place(key)
@@ -162,8 +177,13 @@ class GradingWorker:
                 continue
             state = decode_state(unframe(value)[1])
             partition = partition_of(state.customer_id, partitions)
-            clock.due(partition).set(state.customer_id, state.due)
-            graded_at[partition] = max(graded_at.get(partition, 0), state.as_of)
+            other = dues.get(state.customer_id)
+            due = state.due if other is None else min_due(other[1], state.due)
+            dues[state.customer_id] = (partition, due)
+            if not is_shadow(key):
+                graded_at[partition] = max(graded_at.get(partition, 0), state.as_of)
+        for customer_id, (partition, due) in dues.items():
+            clock.due(partition).set(customer_id, due)
         # The event clock resumes where handling stopped (the markers); for a table
         # without markers, at the latest time a customer of the partition was graded.
         for partition, at in (graded_at | resume_at).items():
@@ -176,10 +196,14 @@ class GradingWorker:
     def _track_written_topics(self) -> None:
         """Every rebalance, before streams resume: faust may have started a new producer."""
         written = (*self.outputs.values(), self.dead_letters, self.grades, self.ticks)
+        written += self._shadow_topic()
         # The inputs too: a keyless record is sent to its input topic again, keyed.
         names = [*self.inputs, self.customers.changelog_topic.get_topic_name()]
         producer = cast(Any, self.app.producer)._ensure_producer()
         track_topics(producer, names + [topic.get_topic_name() for topic in written])
+
+    def _shadow_topic(self) -> tuple[faust.TopicT, ...]:
+        return () if self.shadow_grades is None else (self.shadow_grades,)
 
 
 def _logged(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -195,10 +219,12 @@ def _logged(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None
     return logged
 
 
-def run(settings: Settings, policy: Policy, loglevel: str = "info") -> None:
+def run(
+    settings: Settings, policy: Policy, loglevel: str = "info", shadow_policy: Policy | None = None
+) -> None:
     """Start the worker in this process until SIGTERM/SIGINT."""
     # Faust creates the data directory itself, but not its parents.
     settings.datadir.mkdir(parents=True, exist_ok=True)
-    worker = GradingWorker(settings, policy)
+    worker = GradingWorker(settings, policy, shadow_policy)
     log.info("starting worker with settings %s", settings)
     faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()

@@ -86,6 +86,7 @@ class CompiledPolicy:
         "w_model",
         "w_recency",
         "w_surveys",
+        "warning_s",
         "window_days",
     )
 
@@ -104,6 +105,7 @@ class CompiledPolicy:
     tier_rank: dict[str, int]
     tier_rules: tuple[tuple[int | None, int | None, int | None], ...]
     grace_s: int
+    warning_s: int
     new_s: int
     silent_s: int
     churned_s: int
@@ -187,6 +189,7 @@ def compile_policy(p: Policy) -> CompiledPolicy:
         for r in p.tiers.ladder
     )
     c.grace_s = p.tiers.downgrade_grace_days * DAY
+    c.warning_s = p.tiers.warning_days * DAY
     lc = p.lifecycle
     c.new_s, c.silent_s = lc.new_days * DAY, lc.silent_days * DAY
     c.churned_s, c.reactivated_s = lc.churned_days * DAY, lc.reactivated_days * DAY

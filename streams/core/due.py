@@ -22,6 +22,7 @@ from streams.core.state import (
     CustomerState,
     first_day,
 )
+from streams.core.tier_progress import warning_at
 
 
 def _first_after(t0: int, cands: list[int]) -> int | None:
@@ -177,10 +178,14 @@ def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
 
 
 def holds_due(s: CustomerState, c: CompiledPolicy) -> int | None:
-    """End of a tier's downgrade grace; end of an alert cooldown holding back a change."""
+    """End of a tier's downgrade grace and its warning; end of an alert cooldown holding
+    back a change."""
     cands: list[int] = []
     if s.below_since is not None:
         cands.append(s.below_since + c.grace_s)
+        warn = warning_at(s.below_since, c)
+        if warn is not None:
+            cands.append(warn)
     if s.last_alert is not None:
         wants = c.band_rank.get(s.band, 0) >= c.alert_band
         if wants != s.alerted:

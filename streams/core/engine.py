@@ -76,11 +76,13 @@ from streams.core.stepping import (
     EVENT,
     LIFECYCLE_CHANGED,
     TIER_CHANGED,
+    TIER_WARNING,
     Transition,
     regrade,
     roll,
     settle,
 )
+from streams.core.tier_progress import held_block
 from streams.core.tiers import qualifying_tier
 from streams.core.timefmt import format_rfc3339, parse_rfc3339
 
@@ -103,6 +105,7 @@ OUTPUT_TOPICS: Final[dict[str, str]] = {
     TIER_CHANGED: "tier-changes",
     CHURN_RISK_CHANGED: "churn-risk",
     LIFECYCLE_CHANGED: "lifecycle-changes",
+    TIER_WARNING: "tier-warnings",
 }
 
 _ORDER_KINDS: Final = {
@@ -178,13 +181,15 @@ def outputs(
     s: CustomerState, t: int, trans: list[Transition], cause: dict[str, Any], c: CompiledPolicy
 ) -> list[dict[str, Any]]:
     """The output events of transitions `trans` at ``t``, of `s` as of ``t``."""
-    snapshot = reasons = None
+    snapshot = reasons = held = None
     for tr in trans:
         if tr.type == TIER_CHANGED:
             snapshot = build_snapshot(s, t, c)
         elif tr.type == CHURN_RISK_CHANGED:
             reasons = churn_reasons(s, t, c)
-    return output_events(s.customer_id, t, trans, cause, c, snapshot, reasons)
+        elif tr.type == TIER_WARNING:
+            held = held_block(s, c.tier_rank[tr.previous], c)
+    return output_events(s.customer_id, t, trans, cause, c, snapshot, reasons, held)
 
 
 def output_events(
@@ -195,9 +200,11 @@ def output_events(
     c: CompiledPolicy,
     snapshot: dict[str, Any] | None,
     reasons: list[dict[str, str]] | None,
+    held: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """`outputs` given what they quote: the snapshot at ``t`` (for a tier change) and
-    churn's reasons at ``t`` (for a churn-risk change); the native loop builds those."""
+    """`outputs` given what they quote: the snapshot at ``t`` (for a tier change),
+    churn's reasons at ``t`` (for a churn-risk change) and the held tier's progress (for
+    a tier warning: `tier_progress.held_block`)."""
     at = format_rfc3339(t)
     key_tail = "\x1f".join(
         (cause["kind"], cause.get("event_type", ""), cause.get("event_id", ""), at, c.version)
@@ -222,6 +229,8 @@ def output_events(
             o["score"], o["band"], o["previous_band"] = tr.score, tr.current, tr.previous
             o["alert"] = tr.extra
             o["reasons"] = reasons
+        elif tr.type == TIER_WARNING:
+            o.update(held or {})  # tier, downgrade_at, downgrade_to, needs
         else:
             o["previous_stage"], o["stage"] = tr.previous, tr.current
         out.append(o)

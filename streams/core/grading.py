@@ -46,6 +46,7 @@ from streams.core.policy import Policy
 from streams.core.rfm import rfm, segment, value_class
 from streams.core.state import CustomerState, decode, encode
 from streams.core.stepping import regrade, roll
+from streams.core.tier_progress import progress
 from streams.core.timefmt import format_rfc3339
 from streams.models.model import score as model_score
 
@@ -110,6 +111,7 @@ def build_snapshot(s: CustomerState, t: int, c: CompiledPolicy) -> dict[str, Any
         },
         "segment": segment(r.r, r.f, r.m, c),
         "tier": s.tier or c.tier_names[0],
+        "progress": progress(s, c),
         "lifecycle": _stage_name(s.stage),
         "intent_grade": intent(s, t, c).grade,
         "value_class": value_class(r.cents, c),

@@ -127,6 +127,9 @@ class Rung(_Model):
 
 class Tiers(_Model):
     downgrade_grace_days: int = Field(ge=0, le=MAX_DAYS)
+    # A tier-warnings event this many days before a downgrade by time takes effect (at the
+    # grace's start when the grace is shorter); 0: no warnings.
+    warning_days: int = Field(14, ge=0, le=MAX_DAYS)
     ladder: list[Rung] = Field(min_length=1)
 
     @model_validator(mode="after")

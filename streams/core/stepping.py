@@ -17,6 +17,7 @@ from streams.core.due import next_due_c
 from streams.core.folding import prune
 from streams.core.lifecycle import lifecycle, stage_name
 from streams.core.state import CustomerState
+from streams.core.tier_progress import downgrade, warning_at
 from streams.core.tiers import qualifying_tier
 
 # Why a re-grade happens; it decides how a tier may fall.
@@ -27,10 +28,13 @@ POLICY: Final = 2
 TIER_CHANGED: Final = "tier_changed"
 CHURN_RISK_CHANGED: Final = "churn_risk_changed"
 LIFECYCLE_CHANGED: Final = "lifecycle_changed"
+TIER_WARNING: Final = "tier_warning"
 
 
 class Transition(NamedTuple):
-    """One held grade that changed: `extra` is the direction (tier) or alert (churn)."""
+    """One held grade that changed, or a coming downgrade (TIER_WARNING: `previous` is
+    the held tier, `current` the one it falls to): `extra` is the direction (tier) or
+    alert (churn)."""
 
     type: str
     previous: str
@@ -42,7 +46,11 @@ class Transition(NamedTuple):
 def settle_tier(
     s: CustomerState, t: int, c: CompiledPolicy, how: int, at_once: bool
 ) -> Transition | None:
-    """Upgrades apply at once; a fall waits out the grace unless `at_once` (refund, policy)."""
+    """Upgrades apply at once; a fall waits out the grace unless `at_once` (refund, policy).
+
+    During the grace, its warning is the transition at `warning_at`: a due time of its
+    own (`due.holds_due`), so only a TIME step meets it, once, unless the grace starts
+    there (a grace shorter than the warning)."""
     q = qualifying_tier(s, c)
     names = c.tier_names
     held_name = s.tier or names[0]
@@ -51,17 +59,30 @@ def settle_tier(
     if q >= held or at_once or how == POLICY:
         s.below_since = None
     else:
+        started = s.below_since is None
         if s.below_since is None:
             s.below_since = t
         if t - s.below_since >= c.grace_s:
             s.below_since = None
         else:
             new = held
+            if (started or how == TIME) and warning_at(s.below_since, c) == t:
+                return _warning(s, held, c)
     new_name = names[new]
     s.tier = new_name
     if new_name == held_name:
         return None
     return Transition(TIER_CHANGED, held_name, new_name, "up" if new > held else "down")
+
+
+def _warning(s: CustomerState, held: int, c: CompiledPolicy) -> Transition | None:
+    """The warning of the running grace, unless the tier is earned back by time before
+    it ends (an old refund's day leaving the window can do that)."""
+    fall = downgrade(s, held, c)
+    below = s.below_since
+    if below is None or fall.at != below + c.grace_s:
+        return None
+    return Transition(TIER_WARNING, c.tier_names[held], c.tier_names[fall.to])
 
 
 def settle_stage(s: CustomerState, t: int, c: CompiledPolicy) -> Transition | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ import pytest
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Record, Routes
 from streams.app.progress import marker_key, read_marker
+from streams.app.shadow import SHADOW_PREFIX, Shadow
 from streams.app.states import Batch, StateStore, unframe
 from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.state import decode as decode_state
@@ -28,6 +28,7 @@ ROUTES = Routes(
         "tier_changed": "tier-changes",
         "churn_risk_changed": "churn-risk",
         "lifecycle_changed": "lifecycle-changes",
+        "tier_warning": "tier-warnings",
     },
     grades="customer-grades",
     dead_letters="dlq",
@@ -58,10 +59,14 @@ class Worker:
     clock_kind: str = "wall"
     table: DictTable = field(default_factory=DictTable)
     offsets: Iterator[int] = field(default_factory=itertools.count)
+    shadow_policy: Policy | None = None
 
     def __post_init__(self) -> None:
         clock = Clock("event" if self.clock_kind == "event" else "wall", 86_400)
-        self.step = GradingStep(self.policy, clock, StateStore(self.table), ROUTES)
+        shadow = None
+        if self.shadow_policy is not None:
+            shadow = Shadow(self.shadow_policy, self.table, "shadow-grades")
+        self.step = GradingStep(self.policy, clock, StateStore(self.table), ROUTES, shadow)
 
     def record(
         self, body: dict[str, Any] | bytes, key: bytes | str | None = "", topic: str = "orders"
@@ -248,21 +253,19 @@ def test_a_failing_record_is_a_dead_letter_and_leaves_the_state_as_before(
     assert orjson.dumps(sent(batch, "lifecycle-changes")) == before
 
 
-async def test_under_the_event_clock_the_step_grades_as_replay(
-    policy: Policy, tmp_path: Path
-) -> None:
-    """Advance to the partition's stream time, then apply; ticks for the customers the
-    sweep finds due: the same output events and grades as replay over the same records."""
-    records = [keyed(r) for r in generate(40, 200, seed=7, config=SimConfig(keys=False))]
-    expected_outputs: list[dict[str, Any]] = []
-    replayer = Replayer(policy, expected_outputs.append, lambda _: None)
+def replayed(policy: Policy, records: list[SimRecord]) -> tuple[list[Any], dict[str, Any]]:
+    """Replay's output events and final grades for `records` (one partition)."""
+    outputs: list[dict[str, Any]] = []
+    replayer = Replayer(policy, outputs.append, lambda _: None)
     for line, (_, _, value) in enumerate(records, start=1):
         replayer.feed(line, value)
-    expected_grades = {g["customer_id"]: g for g in replayer.finish()}
+    return outputs, {g["customer_id"]: g for g in replayer.finish()}
 
-    worker = Worker(policy, clock_kind="event")
-    outputs: list[dict[str, Any]] = []
-    grades: dict[str, dict[str, Any]] = {}
+
+async def drive(worker: Worker, records: list[SimRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Each record in a batch of its own, then a sweep's ticks in another, as a worker on
+    one partition under the event clock: what was sent, by topic."""
+    sends: dict[str, list[dict[str, Any]]] = {}
     for topic, key, value in records:
         worker.step.routes = Routes(
             {topic: (topic,)}, ROUTES.outputs, ROUTES.grades, ROUTES.dead_letters
@@ -276,11 +279,60 @@ async def test_under_the_event_clock_the_step_grades_as_replay(
         await worker.step.clock.sweep(send_tick)
         tick_batch = worker.batch(ticks=tuple(ticks))
         for done in (batch, tick_batch):
-            outputs += [
-                orjson.loads(s.value) for s in done.sends if s.topic in ROUTES.outputs.values()
-            ]
-            grades |= {g["customer_id"]: g for g in sent(done, "customer-grades")}
+            for send in done.sends:
+                sends.setdefault(send.topic, []).append(orjson.loads(send.value))
+    return sends
 
+
+def latest(grades: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {g["customer_id"]: g for g in grades}
+
+
+async def test_under_the_event_clock_the_step_grades_as_replay(policy: Policy) -> None:
+    """Advance to the partition's stream time, then apply; ticks for the customers the
+    sweep finds due: the same output events and grades as replay over the same records.
+    Over more than a year, so that tiers lapse and downgrade warnings come too."""
+    records = [keyed(r) for r in generate(80, 420, seed=11, config=SimConfig(keys=False))]
+    expected_outputs, expected_grades = replayed(policy, records)
+
+    sends = await drive(Worker(policy, clock_kind="event"), records)
+    outputs = [o for topic in ROUTES.outputs.values() for o in sends.get(topic, [])]
     assert any(o["cause"]["kind"] == "inactivity" for o in outputs)  # ticks did work
+    assert any(o["type"] == "tier_warning" for o in outputs)
     assert {o["event_id"]: o for o in outputs} == {o["event_id"]: o for o in expected_outputs}
-    assert grades == expected_grades
+    assert latest(sends["customer-grades"]) == expected_grades
+
+
+def silver_at_40k() -> Policy:
+    doc = default_doc()
+    doc["policy_version"] = "silver-40k"
+    for rung in doc["tiers"]["ladder"]:
+        if rung["name"] == "silver":
+            rung["min_spend"] = 40_000.0
+    return policy_from_dict(doc)
+
+
+async def test_a_shadow_policy_grades_alongside_to_its_own_topic_only(policy: Policy) -> None:
+    """The shadow's grades are replay's under the shadow policy; the live outputs and
+    grades are as without a shadow; nothing else of the shadow's is sent."""
+    records = [keyed(r) for r in generate(80, 420, seed=11, config=SimConfig(keys=False))]
+    shadow = silver_at_40k()
+    expected_outputs, expected_grades = replayed(policy, records)
+    _, expected_shadow = replayed(shadow, records)
+
+    worker = Worker(policy, clock_kind="event", shadow_policy=shadow)
+    sends = await drive(worker, records)
+    assert set(sends) <= {*ROUTES.outputs.values(), "customer-grades", "dlq", "shadow-grades"}
+    outputs = [o for topic in ROUTES.outputs.values() for o in sends.get(topic, [])]
+    assert {o["event_id"]: o for o in outputs} == {o["event_id"]: o for o in expected_outputs}
+    assert latest(sends["customer-grades"]) == expected_grades
+    shadow_grades = latest(sends["shadow-grades"])
+    assert shadow_grades == expected_shadow
+    assert {g["policy_version"] for g in shadow_grades.values()} == {"silver-40k"}
+    # The lower silver threshold shows (in what silver needs, at least).
+    assert any(g["progress"] != expected_grades[c]["progress"] for c, g in shadow_grades.items())
+
+    # Shadow states are kept under keys of their own, never found as customers.
+    some = sorted(shadow_grades)[0]
+    assert (SHADOW_PREFIX + some.encode()) in worker.table.data
+    assert worker.step.store.find(SHADOW_PREFIX.decode() + some, 0, None) is None

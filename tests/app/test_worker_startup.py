@@ -99,6 +99,15 @@ def test_a_missing_or_hostile_policy(tmp_path: Path) -> None:
     assert "tiers.ladder[3].min_spend: Input should be a finite number" in line
 
 
+def test_a_refused_shadow_policy_is_named_as_such(tmp_path: Path) -> None:
+    default = REPO / "streams" / "policies" / "default.toml"
+    endless = tmp_path / "endless-warning.toml"
+    endless.write_text(default.read_text().replace("warning_days = 14", "warning_days = 1e9"))
+    line = refusal(worker(tmp_path, GRADESTREAM_SHADOW_POLICY=str(endless)))
+    assert line.startswith("settings refused: GRADESTREAM_SHADOW_POLICY: ")
+    assert "tiers.warning_days" in line
+
+
 def test_a_misspelt_variable_is_named_in_a_warning(tmp_path: Path) -> None:
     # A bad clock too, so that the worker stops right after its checks.
     result = worker(tmp_path, GRADESTREAM_CLOK="bogus", GRADESTREAM_PARTITIONS="0")

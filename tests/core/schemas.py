@@ -16,7 +16,13 @@ import jsonschema_rs
 import orjson
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-OUTPUT_SCHEMAS = ("customer-grades", "tier-changes", "churn-risk", "lifecycle-changes")
+OUTPUT_SCHEMAS = (
+    "customer-grades",
+    "tier-changes",
+    "churn-risk",
+    "lifecycle-changes",
+    "tier-warnings",
+)
 
 
 def _refuse(uri: str) -> Any:

@@ -115,10 +115,64 @@ async def test_retention_tool_reads_the_at_risk_set(redis_url: str) -> None:
         await client.aclose()
 
 
+def _needs(spend: float, before: str) -> dict[str, Any]:
+    return {"spend": spend, "orders": None, "single_order": None, "before": before}
+
+
+async def test_retention_mail_reminds_each_warned_customer_once(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("tier-warnings", partitions=2)
+    warnings = _examples("tier-warnings")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for warning in [warnings[0], warnings[0], warnings[1]]:  # the first re-delivered
+            key = warning["customer_id"].encode()
+            await producer.send_and_wait(topic, orjson.dumps(warning), key=key)
+    finally:
+        await producer.stop()
+
+    group = f"test-retention-mail-{uuid.uuid4().hex[:8]}"
+    args = ("--bootstrap", kafka_bootstrap, "--topic", topic, "--group", group)
+    lines = await _run("tier_warnings_consumer.py", *args, "--exit-when-idle", "3")
+    assert sorted(line["event_id"] for line in lines) == sorted(w["event_id"] for w in warnings)
+    by_customer = {line["customer_id"]: line for line in lines}
+    assert by_customer["cust-1"]["subject"] == "Keep your silver status"
+    assert by_customer["cust-1"]["body"] == (
+        "Your silver status becomes potential on 2025-01-30. To keep it, "
+        "spend 50,000.00 more before then."
+    )
+    assert "place 1 more order(s) or place one order of 3,000.00" in by_customer["cust-2"]["body"]
+    assert await _run("tier_warnings_consumer.py", *args, "--exit-when-idle", "2") == []
+
+
 @pytest.fixture
 async def grades_server() -> AsyncIterator[str]:
     """Answers GET /customers/{id} like a worker: the snapshot, or 404."""
-    known = {"cust-gold": _grade("cust-gold", 0.1, "low", "gold")}
+    gold = _grade("cust-gold", 0.1, "low", "gold")
+    gold["progress"] = {
+        "next": None,
+        "held": {
+            "tier": "gold",
+            "downgrade_at": "2025-01-30T00:00:00Z",
+            "downgrade_to": "silver",
+            "needs": _needs(12_000.5, "2025-01-30T00:00:00Z"),
+        },
+    }
+    silver = _grade("cust-silver", 0.1, "low", "silver")
+    silver["progress"] = {
+        "next": {"tier": "gold", "needs": _needs(120.0, "2024-03-03T00:00:00Z")},
+        "held": {
+            "tier": "silver",
+            "downgrade_at": "2024-04-02T00:00:00Z",
+            "downgrade_to": "regular",
+            "needs": _needs(50_000.0, "2024-04-02T00:00:00Z"),
+        },
+    }
+    for grade in (gold, silver):
+        validate_output("customer-grades", grade)
+    known = {"cust-gold": gold, "cust-silver": silver}
 
     async def customer(request: web.Request) -> web.Response:
         grade = known.get(request.match_info["customer_id"])
@@ -145,7 +199,11 @@ async def test_loyalty_trigger_looks_customers_up_over_http(grades_server: str) 
         "customer_id": "cust-gold",
         "tier": "gold",
         "perk": "free express shipping + 10% off",
+        "keep": "gold: spend 12,000.50 more before 2025-01-30",
     }
+    (silver,) = await _run("loyalty_lookup.py", "--url", grades_server, "cust-silver")
+    assert silver["next"] == "gold: spend 120.00 more before 2024-03-03"
+    assert silver["keep"] == "silver: spend 50,000.00 more before 2024-04-02"
     (unknown,) = await _run("loyalty_lookup.py", "--url", grades_server, "nobody")
     assert unknown == {"customer_id": "nobody", "tier": None, "perk": "welcome offer"}
     closed = f"http://127.0.0.1:{free_port()}"

@@ -65,6 +65,6 @@ def test_docgen_refuses_a_policy_key_without_meaning(monkeypatch: pytest.MonkeyP
 def test_consumers_doc_contains_every_example_verbatim() -> None:
     text = (docgen.REPO / "docs" / "consumers.md").read_text(encoding="utf-8")
     examples = sorted((docgen.REPO / "docs" / "examples").glob("*.py"))
-    assert len(examples) == 3
+    assert len(examples) == 4
     for example in examples:
         assert f"```python\n{example.read_text(encoding='utf-8')}```" in text, example.name

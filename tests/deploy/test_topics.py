@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -23,6 +24,7 @@ TOPIC_SETTINGS = (
     "tier_changes",
     "churn_risk",
     "lifecycle_changes",
+    "tier_warnings",
     "customer_grades",
     "dead_letters",
     "ticks",
@@ -86,18 +88,18 @@ def test_create_is_idempotent_and_describe_agrees(kafka_bootstrap: str, prefix: 
     code, out = cli("topics", "create")
     assert code == 0, out
     expected = {spec.name for spec in expected_topics(Settings())}
-    assert len(expected) == 10
-    assert out.count("created") == 10, out
+    assert len(expected) == 11
+    assert out.count("created") == 11, out
     assert asyncio.run(_topics_with_prefix(kafka_bootstrap, prefix)) == dict.fromkeys(expected, 3)
 
     code, out = cli("topics", "create")
     assert code == 0, out
-    assert out.count("exists") == 10, out
+    assert out.count("exists") == 11, out
     assert "created" not in out, out
 
     code, out = cli("topics", "describe")
     assert code == 0, out
-    assert out.count(" ok ") == 10, out
+    assert out.count(" ok ") == 11, out
     assert "compact / compact" in out
 
 
@@ -125,7 +127,7 @@ def test_describe_detects_a_wrong_partition_count_and_cleanup_policy(
     code, out = cli("topics", "create")
     assert code == 0, out  # existing topics are reported, not an error...
     assert out.count("exists") == 2, out
-    assert out.count("created") == 8, out
+    assert out.count("created") == 9, out
 
     code, out = cli("topics", "describe")  # ...but they do not match
     assert code == 1, out
@@ -144,3 +146,14 @@ def test_expected_topics_share_one_input_topic_and_refuse_conflicting_configs() 
     assert grades.configs == {"cleanup.policy": "compact"}
     with pytest.raises(ValueError, match="need different configs"):
         expected_topics(Settings(topic_customer_grades="tier-changes"))
+
+
+def test_the_shadow_grades_topic_is_expected_with_a_shadow_policy_only(tmp_path: Path) -> None:
+    names = [s.name for s in expected_topics(Settings())]
+    assert "tier-warnings" in names
+    assert "customer-grades-shadow" not in names
+    policy = tmp_path / "shadow.toml"
+    policy.write_text("")  # read by the worker; the topics need only its presence
+    specs = expected_topics(Settings(shadow_policy=policy))
+    shadow = next(s for s in specs if s.name == "customer-grades-shadow")
+    assert shadow.configs == {"cleanup.policy": "compact"}

@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.core.policy import load_policy
+from streams.core.policy import Policy, load_policy
 from streams.replay import replay_file
 from streams.simulate import SimRecord, generate, write_jsonl
 from streams.sinks.redis_view import RedisView
@@ -92,11 +92,12 @@ def faust_worker(
 # -- a gradestream worker deployment: unique topics, Redis prefix, datadir, web port ------
 
 INPUTS = ("orders", "complaints", "interactions")
-OUTPUTS = ("tier-changes", "churn-risk", "lifecycle-changes")
+OUTPUTS = ("tier-changes", "churn-risk", "lifecycle-changes", "tier-warnings")
 OUTPUT_TYPE = {
     "tier-changes": "tier_changed",
     "churn-risk": "churn_risk_changed",
     "lifecycle-changes": "lifecycle_changed",
+    "tier-warnings": "tier_warning",
 }
 
 
@@ -211,14 +212,16 @@ def simulated(customers: int, days: int, seed: int) -> list[SimRecord]:
 
 
 def replay(
-    records: list[SimRecord], tmp: Path, partitions: int = 4
+    records: list[SimRecord], tmp: Path, partitions: int = 4, policy: Policy | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Replay's output events and final grades for these records, with stream time kept
-    per partition as a worker on `partitions` partitions keeps it."""
+    per partition as a worker on `partitions` partitions keeps it (under `policy`, by
+    default the packaged one)."""
     source = tmp / "in.jsonl"
     write_jsonl(records, source)
     out, snap, dlq = tmp / "out.jsonl", tmp / "snap.jsonl", tmp / "dlq.jsonl"
-    replay_file(source, load_policy(None), out, snap, dlq, partitions=partitions)
+    the_policy = load_policy(None) if policy is None else policy
+    replay_file(source, the_policy, out, snap, dlq, partitions=partitions)
     outputs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     grades = {g["customer_id"]: g for g in map(orjson.loads, snap.read_bytes().splitlines())}
     return outputs, grades

@@ -17,10 +17,11 @@ import redis.asyncio as aioredis
 
 from streams.contracts import decode
 from streams.core.errors import Rejection
+from streams.core.policy import load_policy
 from streams.produce import produce_async
 from streams.simulate import SimConfig, SimRecord, generate
 from streams.sinks.redis_view import RedisView
-from tests.conftest import TopicFactory
+from tests.conftest import REPO, TopicFactory
 from tests.integration.support import (
     INPUTS,
     OUTPUT_TYPE,
@@ -34,6 +35,7 @@ from tests.integration.support import (
     metric,
     mismatch,
     read_all,
+    read_outputs,
     read_topic,
     redis_converges,
     replay,
@@ -60,9 +62,11 @@ async def deployment(
 @pytest.mark.parametrize("deployment", ["one-topic"], indirect=True)
 async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> None:
     """All events on one topic: each customer's events reach the worker in file order,
-    so outputs and grades must equal replay's exactly (see docs/worker.md on ordering)."""
-    records = simulated(customers=80, days=150, seed=11)
+    so outputs and grades must equal replay's exactly (see docs/worker.md on ordering).
+    Over more than a year, so that tiers lapse by time and are warned of first."""
+    records = simulated(customers=80, days=420, seed=11)
     expected_outputs, expected_grades = replay(records, tmp_path)
+    assert any(o["type"] == "tier_warning" for o in expected_outputs)
     rename = {name: deployment.topics[name] for name in INPUTS}
     await produce_async(records, deployment.kafka, rename)
 
@@ -111,6 +115,63 @@ async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> N
     by_id = {o["event_id"]: o for o in outputs}
     assert sorted(by_id) == sorted(o["event_id"] for o in expected_outputs)
     assert all(by_id[o["event_id"]] == o for o in expected_outputs)
+
+
+@pytest.mark.parametrize("deployment", ["one-topic"], indirect=True)
+async def test_the_shadow_policy_grades_as_replay_under_it(
+    deployment: Deployment, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """GRADESTREAM_SHADOW_POLICY: the worker also grades under a policy whose silver
+    starts at 40,000, and its grades on the shadow topic are replay's under that policy;
+    the live grades stay replay's under the live one, and Redis holds only those."""
+    default = (REPO / "streams" / "policies" / "default.toml").read_text()
+    shadow_file = tmp_path / "silver-40k.toml"
+    shadow_file.write_text(
+        default.replace('policy_version = "default-1"', 'policy_version = "silver-40k"').replace(
+            "min_spend = 50000.0", "min_spend = 40000.0"
+        )
+    )
+    shadow = load_policy(shadow_file)
+    assert shadow.tiers.ladder[2].min_spend == 40_000.0
+    records = simulated(customers=60, days=420, seed=3)
+    (tmp_path / "live").mkdir()
+    (tmp_path / "shadow").mkdir()
+    _, expected_grades = replay(records, tmp_path / "live")
+    _, expected_shadow = replay(records, tmp_path / "shadow", policy=shadow)
+    assert any(
+        expected_shadow[c] != g | {"policy_version": "silver-40k"}
+        for c, g in expected_grades.items()
+    )
+    shadow_topic = await new_topic("shadow-grades", partitions=4, **{"cleanup.policy": "compact"})
+    deployment.extra_env |= {
+        "GRADESTREAM_SHADOW_POLICY": str(shadow_file),
+        "GRADESTREAM_TOPIC_SHADOW_GRADES": shadow_topic,
+    }
+    await produce_async(records, deployment.kafka, {n: deployment.topics[n] for n in INPUTS})
+
+    async with deployment.worker("event") as worker:
+        shadow_grades = latest(
+            await read_topic(
+                deployment.kafka,
+                shadow_topic,
+                lambda got: latest(got) == expected_shadow,
+                worker=worker,
+            )
+        )
+        assert shadow_grades == expected_shadow, mismatch(shadow_grades, expected_shadow)
+        grades = latest(
+            await read_topic(
+                deployment.kafka,
+                deployment.topics["customer-grades"],
+                lambda got: latest(got) == expected_grades,
+                worker=worker,
+            )
+        )
+        assert grades == expected_grades, mismatch(grades, expected_grades)
+        stored = await redis_converges(deployment.redis_url, deployment.prefix, expected_grades)
+        assert stored == expected_grades, mismatch(stored, expected_grades)
+    outputs = await read_outputs(deployment)
+    assert {o["policy_version"] for o in outputs} == {"default-1"}
 
 
 def good_and_bad(records: list[SimRecord]) -> tuple[int, Counter[str]]:

@@ -1,0 +1,181 @@
+"""Progress on the tier ladder: what the next tier up still needs, and, for a tier held
+above the floor, when it falls if nothing changes and what would keep it.
+
+"If nothing changes" means no new event. Then the window's sums move only when an order
+day leaves the RFM window, at the midnight `due.order_day_due` names, so a walk over the
+window's days, oldest first, meets every instant at which the qualifying tier can move.
+The walk re-enacts `stepping.settle_tier` at each of them: a grace starts when the held
+tier is no longer earned, ends when it is earned again, and the tier falls once the grace
+has run `downgrade_grace_days`. Its due time (`due.holds_due`) is the other instant.
+
+`needs` are the alternatives that reach a rung (a rung is reached when ANY of its
+conditions holds): net spend to add to the window, orders to add, or the amount one order
+must reach; None for a condition the rung does not have. They hold for orders placed
+before `before`: for the next tier, the instant an order day leaves and the spend or the
+order count still needed grows; for the held tier, the downgrade itself.
+
+Pure: the state is read, never changed. The snapshot's ``progress`` (docs/grading.md).
+
+>>> from streams.core.policy import load_policy
+>>> from streams.core.state import new_state
+>>> c = load_policy().compiled
+>>> s = new_state("c-1")
+>>> s.days[19_800] = [1, 4_000_000]  # one order of 40,000 USD on 2024-03-18
+>>> s.win_count, s.win_cents, s.tier, s.as_of = 1, 4_000_000, "regular", 19_800 * DAY
+>>> s.orders["o1"] = [19_800 * DAY, 4_000_000, 0, 0, 19_800, 0]
+>>> p = progress(s, c)
+>>> p["next"]["tier"], p["next"]["needs"]["spend"], p["next"]["needs"]["before"]
+('silver', 10000.0, '2025-03-18T00:00:00Z')
+>>> p["held"]["downgrade_at"], p["held"]["downgrade_to"], p["held"]["needs"]["orders"]
+('2025-04-17T00:00:00Z', 'potential', 2)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.core.compiled import DAY, CompiledPolicy
+from streams.core.state import NO_TS, O_CANCELLED, O_PLACED, O_REFUNDED, O_TS, CustomerState
+from streams.core.timefmt import format_rfc3339
+
+__all__ = ["Downgrade", "downgrade", "earned", "progress", "rung_needs", "warning_at"]
+
+
+def earned(c: CompiledPolicy, cents: int, n: int, best: int) -> int:
+    """The highest rung met by a window of `n` orders and `cents` net spend whose largest
+    single tracked order nets `best` cents (`tiers.qualifying_tier` on given sums)."""
+    rules = c.tier_rules
+    for i in range(len(rules) - 1, 0, -1):
+        spend, orders, single = rules[i]
+        if spend is not None and cents >= spend:
+            return i
+        if orders is not None and n >= orders:
+            return i
+        if single is not None and n >= 1 and cents >= single and best >= single:
+            return i
+    return 0
+
+
+class Downgrade:
+    """The held tier's fall if nothing changes: when (`at`), to which rung (`to`), and the
+    window's net spend and order count at that instant."""
+
+    __slots__ = ("at", "cents", "n", "to")
+
+    def __init__(self, at: int, to: int, cents: int, n: int) -> None:
+        self.at = at
+        self.to = to
+        self.cents = cents
+        self.n = n
+
+
+def _singles(s: CustomerState) -> tuple[list[int], list[int]]:
+    """The days of the tracked live orders, ascending, and from each index on the largest
+    net amount among them (what `earned` needs as the days leave)."""
+    found = sorted(
+        (e[O_TS] // DAY, e[O_PLACED] - e[O_REFUNDED])
+        for e in s.orders.values()
+        if e[O_TS] != NO_TS and not e[O_CANCELLED]
+    )
+    days = [d for d, _ in found]
+    best = [0] * (len(found) + 1)
+    for i in range(len(found) - 1, -1, -1):
+        net = found[i][1]
+        best[i] = net if net > best[i + 1] else best[i + 1]
+    return days, best
+
+
+def downgrade(
+    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+) -> Downgrade:
+    """When rung `held` (> 0) falls if no event comes after ``s.as_of``: the walk of the
+    module's docstring. Every day leaves at last, so the rung always falls. `days`: the
+    window's day buckets in day order, if the caller has them."""
+    if days is None:
+        days = sorted(s.days.items())
+    single_days, best = _singles(s)
+    cents, n = s.win_cents, s.win_count
+    below = s.below_since
+    grace = c.grace_s
+    k = 0  # the first tracked order still in the window
+    i = 0
+    while True:
+        leaves = (days[i][0] + c.window_days) * DAY if i < len(days) else None
+        if below is not None and (leaves is None or below + grace < leaves):
+            return Downgrade(below + grace, earned(c, cents, n, best[k]), cents, n)
+        if leaves is None:  # an empty window earns the floor: a grace runs already
+            return Downgrade(s.as_of + grace, earned(c, cents, n, best[k]), cents, n)
+        day, bucket = days[i]
+        n -= bucket[0]
+        cents -= bucket[1]
+        i += 1
+        while k < len(single_days) and single_days[k] <= day:
+            k += 1
+        q = earned(c, cents, n, best[k])
+        if q >= held:
+            below = None
+            continue
+        if below is None:
+            below = leaves
+        if leaves - below >= grace:
+            return Downgrade(leaves, q, cents, n)
+
+
+def warning_at(below_since: int, c: CompiledPolicy) -> int | None:
+    """When the warning of a grace that started at `below_since` is due: `warning_days`
+    before its end, or at its start when the grace is shorter; None when there are no
+    warnings (`warning_days` 0) or no grace to warn in (`downgrade_grace_days` 0)."""
+    if c.warning_s <= 0 or c.grace_s <= 0:
+        return None
+    at = below_since + c.grace_s - c.warning_s
+    return at if at > below_since else below_since
+
+
+def rung_needs(
+    c: CompiledPolicy, rung: int, cents: int, n: int, before: int | None
+) -> dict[str, Any]:
+    """What a window of `n` orders and `cents` net spend lacks for `rung`'s conditions."""
+    spend, orders, single = c.tier_rules[rung]
+    return {
+        "spend": None if spend is None else round(max(0, spend - cents) / 100, 2),
+        "orders": None if orders is None else max(0, orders - n),
+        "single_order": None if single is None else round(single / 100, 2),
+        "before": None if before is None else format_rfc3339(before),
+    }
+
+
+def _grows_at(days: list[tuple[int, list[int]]], rung: int, c: CompiledPolicy) -> int | None:
+    """The first instant an order day leaves and `rung`'s spend or order need grows."""
+    spend, orders, _ = c.tier_rules[rung]
+    for day, bucket in days:
+        if (spend is not None and bucket[1] > 0) or (orders is not None and bucket[0] > 0):
+            return (day + c.window_days) * DAY
+    return None
+
+
+def held_block(
+    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+) -> dict[str, Any]:
+    """The held rung's fall if nothing changes, and what keeps it past that instant
+    (orders placed before it stay in the window then: the window is a day at least)."""
+    fall = downgrade(s, held, c, days)
+    return {
+        "tier": c.tier_names[held],
+        "downgrade_at": format_rfc3339(fall.at),
+        "downgrade_to": c.tier_names[fall.to],
+        "needs": rung_needs(c, held, fall.cents, fall.n, fall.at),
+    }
+
+
+def progress(s: CustomerState, c: CompiledPolicy) -> dict[str, Any]:
+    """The snapshot's ``progress``: the same at any instant from ``s.as_of`` to its due."""
+    held = c.tier_rank.get(s.tier or c.tier_names[0], 0)
+    days = sorted(s.days.items())
+    up: dict[str, Any] | None = None
+    if held + 1 < len(c.tier_names):
+        grows = _grows_at(days, held + 1, c)
+        up = {
+            "tier": c.tier_names[held + 1],
+            "needs": rung_needs(c, held + 1, s.win_cents, s.win_count, grows),
+        }
+    return {"next": up, "held": held_block(s, held, c, days) if held > 0 else None}
