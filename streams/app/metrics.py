@@ -47,3 +47,7 @@ VIEW_REBUILDS = Counter(
     "gradestream_view_rebuilds_total",
     "Times the Redis view found that Redis had lost its data and rebuilt it from customer-grades",
 )
+VIEW_LAG = Gauge(
+    "gradestream_view_lag",
+    "Records of customer-grades not in the Redis view yet (this worker's partitions)",
+)

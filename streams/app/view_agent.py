@@ -130,6 +130,7 @@ class ViewAgent:
             same = False
         except Exception as error:
             log.debug("view positions not read (%s); watching them later", error)
+            self.view.error = self.view.error or type(error).__name__  # no answer in time
             return None
         if not same:
             # A batch that started meanwhile finds out itself, when it writes.

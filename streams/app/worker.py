@@ -22,7 +22,7 @@ from streams.app.agents import GradingAgents
 from streams.app.clients import faust_app, redis_client, track_topics
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
-from streams.app.lag import measure_lag
+from streams.app.lag import measure_lag, measure_view_lag
 from streams.app.outbox import Send, send
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
 from streams.app.states import StateStore, unframe
@@ -99,6 +99,7 @@ class GradingWorker:
             settings.view_batch_size,
             settings.view_batch_wait_seconds,
         )
+        self.status.view_error = lambda: self.view.view.error
         self._register(routes)
 
     def _register(self, routes: Routes) -> None:
@@ -132,7 +133,10 @@ class GradingWorker:
         await self.clock.sweep(send_tick)
 
     async def _measure_lag(self) -> None:
-        await measure_lag(self.app.consumer)
+        consumer = self.app.consumer
+        await measure_lag(consumer)
+        grades = self.settings.topic_customer_grades
+        self.status.view_lag = measure_view_lag(consumer, grades, self.progress.done)
 
     async def _on_moving(self, *_: Any, **__: Any) -> None:
         self.status.moving = True

@@ -21,7 +21,8 @@ positions because the consumer's committed offsets can pass snapshots that were 
 written (faust drops fetched records when a rebalance cuts in, then commits past them):
 the worker reads on from the position, not the offset (docs/reliability.md).
 Redis being down only delays the view: the batch is retried with backoff, forever,
-and the customer-grades consumer does not move on until it lands.
+and the customer-grades consumer does not move on until it lands; meanwhile `error`
+says why, for /health.
 
 A Redis that comes back empty (restarted without persistence, flushed, its keys
 evicted) must not be given the positions of snapshots it no longer holds: the batch
@@ -113,6 +114,9 @@ class RedisView:
         self._set_positions = client.register_script(_SET_POSITIONS)
         # The life the loaded positions belong to (None: not joined yet).
         self.life: bytes | str | None = None
+        # What the last talk with Redis failed with (None: it went through): the view's
+        # health. The class name only: a message may name the server.
+        self.error: str | None = None
         # Retry forever: an outage must delay the view, never drop a snapshot.
         self._retry = Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=-1)
 
@@ -168,11 +172,14 @@ class RedisView:
             return sum(int(x) for x in replies[: len(batch)])
 
         async def on_failure(error: Exception) -> None:
+            self.error = type(error).__name__
             log.warning(
                 "redis view: write of %d snapshots failed (%s); retrying", len(batch), error
             )
 
-        return await self._retry.call_with_retry(attempt, on_failure)
+        written: int = await self._retry.call_with_retry(attempt, on_failure)
+        self.error = None
+        return written
 
     async def _queue(self, pipe: aioredis.client.Pipeline, grade: Mapping[str, Any]) -> None:
         customer_id = grade["customer_id"]
@@ -207,9 +214,11 @@ class RedisView:
             return life, flat
 
         async def on_failure(error: Exception) -> None:
+            self.error = type(error).__name__
             log.warning("redis view: reading the positions failed (%s); retrying", error)
 
         life, flat = await self._retry.call_with_retry(attempt, on_failure)
+        self.error = None
         if self.life is not None and life != self.life:
             raise ViewLost("Redis lost the view's data")
         self.life = life
@@ -218,7 +227,13 @@ class RedisView:
     async def same_life(self) -> bool:
         """Whether Redis still holds the life the view joined (true before it joined one).
         One try: a Redis that does not answer raises."""
-        return self.life is None or await self.client.get(self.life_key) == self.life
+        try:
+            stored = await self.client.get(self.life_key)
+        except Exception as error:
+            self.error = type(error).__name__
+            raise
+        self.error = None
+        return self.life is None or stored == self.life
 
     def forget(self) -> None:
         """Leave the life: the next `load_positions` joins Redis's current one."""
