@@ -29,6 +29,7 @@ from streams.app.states import StateStore, unframe
 from streams.app.table import FaustTable
 from streams.app.view_agent import ViewAgent
 from streams.app.web import Status, register_routes
+from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy
 from streams.core.state import decode as decode_state
 from streams.schedule import partition_of
@@ -73,7 +74,8 @@ class GradingWorker:
         self.customers = app.Table("customers", partitions=p, key_type=bytes, value_type=bytes)
 
         self.status = Status()
-        self.clock = Clock(settings.clock, settings.max_ahead_seconds)
+        ahead = ahead_of_stream_seconds(policy)
+        self.clock = Clock(settings.clock, settings.max_ahead_seconds, ahead)
         self.table = FaustTable(self.customers)
         self.store = StateStore(self.table)
         routes = Routes(
