@@ -130,7 +130,7 @@ def test_load_settings_resolves_the_data_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GRADESTREAM_DATADIR", raising=False)
+    monkeypatch.setenv("GRADESTREAM_DATADIR", ".local/worker")  # relative: to the cwd
     settings = load_settings()
     assert settings.datadir == tmp_path.resolve() / ".local" / "worker"
     assert not settings.datadir.exists()  # reading settings makes no folder
