@@ -39,6 +39,7 @@ from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 # The modules on the per-event path. policy.py (pydantic models, read once) and errors.py
@@ -175,7 +176,23 @@ class OptionalBuildExt(build_ext):
         return mapping
 
 
+class BuildPyWithSchemas(build_py):
+    """build_py that also copies the repository's schemas/*.json into the package
+    (streams/schemas/), so that an installed wheel validates events without the
+    repository. schemas/ stays the one source, at the root where the docs name it; an
+    editable install reads it there (streams.contracts.SCHEMAS_DIR)."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        target = Path(self.build_lib) / "streams" / "schemas"
+        target.mkdir(parents=True, exist_ok=True)
+        for schema in sorted((HERE / "schemas").glob("*.json")):
+            shutil.copyfile(schema, target / schema.name)
+
+
 setup(
     ext_modules=_extensions(),
-    cmdclass={"build_ext": OptionalBuildExt},
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithSchemas},
 )

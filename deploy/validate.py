@@ -281,8 +281,10 @@ def _check_references(
                     get = node.get(probe, {}).get("httpGet")
                     if get is None:
                         continue
-                    if get.get("path") != "/health":
-                        problems.append(f"{file}: {path}.{probe} does not probe /health")
+                    # Grading alone: /health is 503 while Redis is down, and a probe on it
+                    # would restart every worker through a Redis outage.
+                    if get.get("path") != "/health/grading":
+                        problems.append(f"{file}: {path}.{probe} does not probe /health/grading")
                     if isinstance(get.get("port"), str) and get["port"] not in ports:
                         problems.append(f"{file}: {path}.{probe}: no port named {get['port']}")
     return problems

@@ -362,16 +362,9 @@ ReplicationOption = Annotated[
 def topics_create(replication_factor: ReplicationOption = None) -> None:
     """Create every topic gradestream uses (names, partitions from GRADESTREAM_* settings);
     existing topics are reported and left as they are. Exit 1 if a creation failed."""
-    from pydantic import ValidationError
-
-    from streams.settings import Settings
     from streams.topics import create_command
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        console.print(f"[red]settings refused:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit()
     if not create_command(settings, replication_factor, Console()):
         raise typer.Exit(1)
 
@@ -380,16 +373,9 @@ def topics_create(replication_factor: ReplicationOption = None) -> None:
 def topics_describe() -> None:
     """Compare the cluster's topics with what the settings expect; exit 1 on a mismatch
     (a missing topic, another partition count or cleanup policy)."""
-    from pydantic import ValidationError
-
-    from streams.settings import Settings
     from streams.topics import describe_command
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        console.print(f"[red]settings refused:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit()
     if not describe_command(settings, Console()):
         console.print("[red]the cluster does not match the settings[/red]")
         raise typer.Exit(1)

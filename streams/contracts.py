@@ -49,14 +49,21 @@ __all__ = [
     "validate_output",
 ]
 
-# The repository's schemas/ sits next to streams/. An installed wheel does not carry it
-# (it is not package data), so a deployment that runs from site-packages points here.
-# (Found from the package's __init__, not this module's __file__: compiled with mypyc,
-# this module's __file__ can name a path that does not exist.)
-SCHEMAS_DIR: Final[Path] = Path(
-    os.environ.get("GRADESTREAM_SCHEMAS_DIR")
-    or Path(streams.__file__).resolve().parents[1] / "schemas"
-)
+
+def _schemas_dir() -> Path:
+    """GRADESTREAM_SCHEMAS_DIR if set; else the package's copy, which a wheel carries
+    (setup.py copies the repository's schemas/ into it when it is built); else the
+    repository's schemas/ next to streams/ (a checkout, an editable install). Found from
+    the package's __init__, not this module's __file__: compiled with mypyc, this
+    module's __file__ can name a path that does not exist."""
+    if override := os.environ.get("GRADESTREAM_SCHEMAS_DIR"):
+        return Path(override)
+    package = Path(streams.__file__).resolve().parent
+    packaged = package / "schemas"
+    return packaged if packaged.is_dir() else package.parent / "schemas"
+
+
+SCHEMAS_DIR: Final[Path] = _schemas_dir()
 
 INPUT_TOPICS: Final[tuple[str, ...]] = ("orders", "complaints", "interactions")
 DLQ_TOPIC: Final = "gradestream-dlq"

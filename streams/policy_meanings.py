@@ -21,6 +21,10 @@ MEANINGS: dict[str, str] = {
     "refused (`too_late`); the bound that lets the state remember few event ids.",
     "events.dedup_max_ids": "Event ids remembered per customer for de-duplication; when "
     "full the oldest half is forgotten and the lateness floor rises past them.",
+    "events.ahead_of_stream_days": "Under the event clock and in replay, an event dated "
+    "more than this after its partition's stream time is refused (`from_the_future`) and "
+    "moves no clock; the next event, if within this of it, is taken as time having "
+    "jumped (docs/worker.md, 'Time').",
     "rfm": "Recency, frequency, monetary scores (1..n, higher is better).",
     "rfm.window_days": "Rolling window (UTC days) of frequency and monetary, and of the "
     "spend that tiers and value classes use.",

@@ -31,7 +31,7 @@ from typing import IO, Any, Final
 import orjson
 
 from streams.contracts import check, dead_letter, parse
-from streams.core import engine
+from streams.core import engine, future
 from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
@@ -98,6 +98,12 @@ class Replayer:
     at: int = 0
     # Partition of each customer seen (murmur2 in Python costs microseconds a call).
     _partitions: dict[str, int] = field(default_factory=dict, repr=False)
+    # Events from the future of their partition's stream time: refused as the worker
+    # refuses them, by the policy's bound (`streams.core.future`).
+    ahead: future.FutureCheck = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ahead = future.FutureCheck(future.ahead_of_stream_seconds(self.policy))
 
     def feed(self, line_no: int, raw: bytes) -> None:
         # One line at a time: for callers that have no more, and the plain reading of
@@ -143,7 +149,9 @@ class Replayer:
 
     def _read(self, raw: bytes, parsed: Any) -> tuple[dict[str, Any], str, int, int] | Rejection:
         """Count and check one line (`parsed`: `contracts.parse(raw)`); for an event, move
-        stream time and say (event, customer_id, event time, partition)."""
+        stream time and say (event, customer_id, event time, partition). An event from
+        the future of its partition's stream time is refused here, in line order (as
+        `feed_chunk`'s first pass reads them), before it moves any time."""
         stats = self.stats
         stats.lines += 1
         decoded = parsed if isinstance(parsed, Rejection) else check(parsed, raw)
@@ -151,9 +159,13 @@ class Replayer:
             return decoded
         event, _, customer_id, _ = decoded
         event_time = engine.event_time(event)
+        partition = self.partition(customer_id)
+        ahead = self.ahead
+        if ahead.refuses(partition, event_time, self.times.get(partition)):
+            return future.rejection(event["occurred_at"], ahead.ahead_seconds)
         if stats.stream_time is None or event_time > stats.stream_time:
             stats.stream_time = event_time
-        return event, customer_id, event_time, self.partition(customer_id)
+        return event, customer_id, event_time, partition
 
     def partition(self, customer_id: str) -> int:
         """The partition of the worker's topics `customer_id`'s events are on."""

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from streams.app import metrics
+from streams.core import future
+from streams.core.errors import Rejection
 from streams.schedule import DueIndex
 
 # Sends a tick: (customer id, partition, now).
@@ -28,9 +30,19 @@ class Clock:
     """Stream time and due customers per partition number (a customer's records, state
     and ticks share one)."""
 
-    def __init__(self, kind: Literal["wall", "event"], max_ahead_seconds: int) -> None:
+    def __init__(
+        self,
+        kind: Literal["wall", "event"],
+        max_ahead_seconds: int,
+        ahead_of_stream_seconds: int | None = None,
+    ) -> None:
         self.event = kind == "event"
         self.max_ahead_seconds = max_ahead_seconds
+        # How far after its partition's stream time, under the event clock (None: no
+        # bound): the policy's (`streams.core.future.ahead_of_stream_seconds`).
+        self.future = (
+            future.FutureCheck(ahead_of_stream_seconds) if ahead_of_stream_seconds else None
+        )
         self.partition_time: dict[int, int] = {}
         # Per input (topic, partition): the latest event time read there. A marker keeps
         # its own topic's, not the partition's stream time: that one also holds the times
@@ -38,11 +50,21 @@ class Clock:
         self.read_times: dict[tuple[str, int], int] = {}
         self.dues: dict[int, DueIndex] = {}
 
-    def too_far_ahead(self, event_time: int) -> bool:
-        """Whether an event is dated further ahead of the wall clock than allowed: one
-        such event would move its customer (and, under the event clock, its whole
-        partition) to that time, and every later event would come too late."""
-        return event_time > time.time() + self.max_ahead_seconds
+    def from_the_future(
+        self, partition: int, event_time: int, occurred_at: str
+    ) -> Rejection | None:
+        """Why an event is from the future, if it is (None: it is not): beyond
+        `max_ahead_seconds` after the wall clock; under the event clock also after its
+        partition's stream time, by the rule replay keeps too (`streams.core.future`).
+        One such event would move its customer (and, under the event clock, its
+        partition) to its time, and later events would come too late; it moves nothing."""
+        if event_time > time.time() + self.max_ahead_seconds:
+            return future.rejection(occurred_at, self.max_ahead_seconds, "the wall clock")
+        ahead = self.future
+        stream_time = self.partition_time.get(partition)
+        if self.event and ahead and ahead.refuses(partition, event_time, stream_time):
+            return future.rejection(occurred_at, ahead.ahead_seconds)
+        return None
 
     def read(self, topic: str, partition: int, event_time: int) -> int | None:
         """Note an event time read from `topic`'s `partition`; return the partition's
@@ -58,6 +80,8 @@ class Clock:
         or a rebalance: where handling stopped)."""
         if self.event:
             self.partition_time[partition] = max(self.partition_time.get(partition, 0), at)
+            if self.future is not None:
+                self.future.forget(partition)
 
     def now(self, partition: int) -> int | None:
         """Now for the customers of `partition` (None: no event read there yet, under the

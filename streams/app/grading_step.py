@@ -109,12 +109,8 @@ class GradingStep:
             return
         customer_id = decoded.key
         event_time = engine.event_time(decoded.event)
-        if self.clock.too_far_ahead(event_time):
-            ahead = Rejection(
-                "from_the_future",
-                f"/occurred_at: {decoded.event['occurred_at']} is more than "
-                f"{self.clock.max_ahead_seconds // 3600} h ahead of this worker's clock",
-            )
+        ahead = self.clock.from_the_future(partition, event_time, decoded.event["occurred_at"])
+        if ahead is not None:
             self._dead_letter(record, ahead, batch)
             return
         now = self.clock.read(topic, partition, event_time)

@@ -43,3 +43,11 @@ CONSUMER_LAG = Gauge(
     "gradestream_consumer_lag", "Records behind the end of each assigned partition", ["topic"]
 )
 REDIS_WRITES = Counter("gradestream_redis_snapshots_total", "Snapshots written to the Redis view")
+VIEW_REBUILDS = Counter(
+    "gradestream_view_rebuilds_total",
+    "Times the Redis view found that Redis had lost its data and rebuilt it from customer-grades",
+)
+VIEW_LAG = Gauge(
+    "gradestream_view_lag",
+    "Records of customer-grades not in the Redis view yet (this worker's partitions)",
+)

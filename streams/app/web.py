@@ -1,4 +1,5 @@
-"""The worker's HTTP port: the grade lookup, health and metrics, and nothing else.
+"""The worker's HTTP port: the grade lookup, health (`/health`, `/health/grading`) and
+metrics, and nothing else.
 
 Faust serves views of its own on the same port (`/table/...` returns stored states,
 `/router/` the cluster's layout, `/` a status page); the product serves only its own
@@ -72,13 +73,39 @@ class App(faust.App):
         return RoutesOnlyWeb(self)
 
 
+def _no_error() -> str | None:
+    return None
+
+
 @dataclass
 class Status:
     """Ready once the first assignment has been recovered and indexed (/health); moving
-    from a rebalance's start until its partitions are recovered and indexed."""
+    from a rebalance's start until its partitions are recovered and indexed. The Redis
+    view's error (None: it writes) and lag, as last measured (None: not yet)."""
 
     ready: bool = False
     moving: bool = True
+    view_error: Callable[[], str | None] = _no_error
+    view_lag: int | None = None
+
+
+def health(status: Status) -> tuple[int, dict[str, Any]]:
+    """The answer to /health: each part's state, 200 only when all are ok.
+
+    Grading ("starting" until the first assignment is recovered and indexed) and the
+    Redis view ("failing" while its writes or reads fail, with the error's class) are
+    told apart: a view that cannot write is not healthy, while grading, the output
+    topics and the grade lookup (which reads the table) may be."""
+    error = status.view_error()
+    body: dict[str, Any] = {
+        "status": "starting" if not status.ready else "ok" if error is None else "degraded",
+        "grading": "ok" if status.ready else "starting",
+        "view": "ok" if error is None else "failing",
+        "view_lag": status.view_lag,
+    }
+    if error is not None:
+        body["view_error"] = error
+    return (200 if body["status"] == "ok" else 503), body
 
 
 def register_routes(
@@ -117,7 +144,14 @@ def register_routes(
         return await routed(web, request, customer_id)
 
     @app.page("/health")
-    async def health(web: View, request: Request) -> Response:
+    async def whole(web: View, request: Request) -> Response:
+        code, body = health(status)
+        return web.json(body, status=code)
+
+    # Grading alone, for probes that restart a worker or route lookups to it: a Redis
+    # outage must do neither (a restart does not bring Redis back).
+    @app.page("/health/grading")
+    async def grading(web: View, request: Request) -> Response:
         ok = status.ready
         return web.json({"status": "ok" if ok else "starting"}, status=200 if ok else 503)
 

@@ -22,7 +22,7 @@ from streams.app.agents import GradingAgents
 from streams.app.clients import faust_app, redis_client, track_topics
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
-from streams.app.lag import measure_lag
+from streams.app.lag import measure_lag, measure_view_lag
 from streams.app.outbox import Send, send
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
 from streams.app.shadow import Shadow, is_shadow
@@ -31,6 +31,7 @@ from streams.app.table import FaustTable
 from streams.app.view_agent import ViewAgent
 from streams.app.web import Status, register_routes
 from streams.core.due import min_due
+from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy
 from streams.core.state import decode as decode_state
 from streams.schedule import partition_of
@@ -84,7 +85,8 @@ class GradingWorker:
         self.customers = app.Table("customers", partitions=p, key_type=bytes, value_type=bytes)
 
         self.status = Status()
-        self.clock = Clock(settings.clock, settings.max_ahead_seconds)
+        ahead = ahead_of_stream_seconds(policy)
+        self.clock = Clock(settings.clock, settings.max_ahead_seconds, ahead)
         self.table = FaustTable(self.customers)
         self.store = StateStore(self.table)
         routes = Routes(
@@ -113,6 +115,7 @@ class GradingWorker:
             settings.view_batch_size,
             settings.view_batch_wait_seconds,
         )
+        self.status.view_error = lambda: self.view.view.error
         self._register(routes)
 
     def _register(self, routes: Routes) -> None:
@@ -146,7 +149,10 @@ class GradingWorker:
         await self.clock.sweep(send_tick)
 
     async def _measure_lag(self) -> None:
-        await measure_lag(self.app.consumer)
+        consumer = self.app.consumer
+        await measure_lag(consumer)
+        grades = self.settings.topic_customer_grades
+        self.status.view_lag = measure_view_lag(consumer, grades, self.progress.done)
 
     async def _on_moving(self, *_: Any, **__: Any) -> None:
         self.status.moving = True

@@ -81,6 +81,9 @@ class Events(_Model):
     # Events older than as_of - lateness are refused (too_late): the bound that makes dedup safe.
     lateness_hours: int = Field(ge=0, le=MAX_HOURS)
     dedup_max_ids: int = Field(ge=1, le=100_000)
+    # Events further ahead of their partition's stream time are refused (from_the_future,
+    # streams.core.future). A default: policy files written before it stay valid.
+    ahead_of_stream_days: int = Field(default=30, ge=1, le=MAX_DAYS)
 
 
 class Rfm(_Model):

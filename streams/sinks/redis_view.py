@@ -9,6 +9,8 @@ Keys (prefix from settings, default ``gradestream``):
 - ``{prefix}:tier:{tier}``    set of customer ids per tier
 - ``{prefix}:positions``      hash: per customer-grades partition (``{topic}:{partition}``),
   the next offset to write; every snapshot below it is in the view
+- ``{prefix}:life``           a random token naming the life of the data the positions
+  describe
 
 Writes are idempotent: a Lua script replaces a customer's entries only when the
 snapshot's ``(as_of, seq)`` is newer than the stored one, so re-deliveries after a crash
@@ -19,12 +21,23 @@ positions because the consumer's committed offsets can pass snapshots that were 
 written (faust drops fetched records when a rebalance cuts in, then commits past them):
 the worker reads on from the position, not the offset (docs/reliability.md).
 Redis being down only delays the view: the batch is retried with backoff, forever,
-and the customer-grades consumer does not move on until it lands.
+and the customer-grades consumer does not move on until it lands; meanwhile `error`
+says why, for /health.
+
+A Redis that comes back empty (restarted without persistence, flushed, its keys
+evicted) must not be given the positions of snapshots it no longer holds: the batch
+being retried would store the position it reached, and every customer graded before
+the outage would be missing for good. So positions belong to a life: the view joins
+Redis's life when it loads the positions (starting one, with no positions, if Redis has
+none) and stores positions only while Redis still holds that life. Otherwise
+`ViewLost` is raised, and the view agent forgets its positions and rebuilds the view
+from the compacted topic (`streams.app.view_agent`).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -60,6 +73,32 @@ return 1
 """
 
 
+# KEYS: life, positions. ARGV: a token for a new life. A Redis with no life starts one,
+# with no positions (any there are not known to belong with the snapshots): returns the
+# life and the positions (field, value, ...).
+_JOIN_LIFE = """
+local life = redis.call('GET', KEYS[1])
+if not life then
+  life = ARGV[1]
+  redis.call('SET', KEYS[1], life)
+  redis.call('DEL', KEYS[2])
+end
+return {life, redis.call('HGETALL', KEYS[2])}
+"""
+
+# KEYS: life, positions. ARGV: the writer's life, then field, value pairs. Returns 1 if
+# stored, 0 if Redis is in another life.
+_SET_POSITIONS = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+return 1
+"""
+
+
+class ViewLost(Exception):
+    """Redis no longer holds the life the view's positions belong to: it lost its data."""
+
+
 def epoch(rfc3339: str) -> int:
     return int(datetime.fromisoformat(rfc3339).timestamp())
 
@@ -71,6 +110,13 @@ class RedisView:
         self.client = client
         self.prefix = prefix
         self._script = client.register_script(_WRITE_IF_NEWER)
+        self._join_life = client.register_script(_JOIN_LIFE)
+        self._set_positions = client.register_script(_SET_POSITIONS)
+        # The life the loaded positions belong to (None: not joined yet).
+        self.life: bytes | str | None = None
+        # What the last talk with Redis failed with (None: it went through): the view's
+        # health. The class name only: a message may name the server.
+        self.error: str | None = None
         # Retry forever: an outage must delay the view, never drop a snapshot.
         self._retry = Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=-1)
 
@@ -88,30 +134,52 @@ class RedisView:
     def positions_key(self) -> str:
         return f"{self.prefix}:positions"
 
+    @property
+    def life_key(self) -> str:
+        return f"{self.prefix}:life"
+
     async def write(
         self, snapshots: Iterable[Mapping[str, Any]], positions: Mapping[str, int] | None = None
     ) -> int:
         """Write a batch, then the `positions` it reached, in one pipeline; returns how
-        many snapshots replaced an older one."""
+        many snapshots replaced an older one. Raises `ViewLost` (the snapshots written,
+        the positions not) if Redis is no longer in the life the positions were loaded
+        in (`load_positions`)."""
         batch = list(snapshots)
         if not batch and not positions:
             return 0
+        life_and_positions: list[bytes | str | int] = []
+        if positions:
+            if self.life is None:
+                raise ViewLost("positions written before any were loaded")
+            life_and_positions = [self.life, *(x for kv in positions.items() for x in kv)]
 
         async def attempt() -> int:
             pipe = self.client.pipeline(transaction=False)
             for grade in batch:
                 await self._queue(pipe, grade)
-            if positions:
-                pipe.hset(self.positions_key, items=[x for kv in positions.items() for x in kv])
+            if life_and_positions:
+                # Checked after the snapshots, in the same pipeline: a Redis that lost
+                # its data since the positions were loaded is in another life (or none).
+                await self._set_positions(
+                    keys=[self.life_key, self.positions_key],
+                    args=life_and_positions,
+                    client=pipe,
+                )
             replies = await pipe.execute()
+            if life_and_positions and not replies[-1]:
+                raise ViewLost("Redis lost the view's data")
             return sum(int(x) for x in replies[: len(batch)])
 
         async def on_failure(error: Exception) -> None:
+            self.error = type(error).__name__
             log.warning(
                 "redis view: write of %d snapshots failed (%s); retrying", len(batch), error
             )
 
-        return await self._retry.call_with_retry(attempt, on_failure)
+        written: int = await self._retry.call_with_retry(attempt, on_failure)
+        self.error = None
+        return written
 
     async def _queue(self, pipe: aioredis.client.Pipeline, grade: Mapping[str, Any]) -> None:
         customer_id = grade["customer_id"]
@@ -135,18 +203,47 @@ class RedisView:
             client=pipe,
         )
 
-    async def positions(self) -> dict[str, int]:
-        """The stored positions, by ``{topic}:{partition}`` (retried like a write)."""
+    async def load_positions(self) -> dict[str, int]:
+        """The stored positions, by ``{topic}:{partition}``, in the view's life: joins
+        Redis's life the first time (or after `forget`); raises `ViewLost` if Redis is
+        in another one since. Retried like a write."""
 
-        async def attempt() -> dict[str, int]:
-            stored = await self.client.hgetall(self.positions_key)
-            # The client answers bytes (no decode_responses); str only if configured so.
-            return {_text(field): int(value) for field, value in stored.items()}
+        async def attempt() -> tuple[bytes | str, list[bytes | str]]:
+            keys = [self.life_key, self.positions_key]
+            life, flat = await self._join_life(keys=keys, args=[uuid.uuid4().hex])
+            return life, flat
 
         async def on_failure(error: Exception) -> None:
+            self.error = type(error).__name__
             log.warning("redis view: reading the positions failed (%s); retrying", error)
 
-        return await self._retry.call_with_retry(attempt, on_failure)
+        life, flat = await self._retry.call_with_retry(attempt, on_failure)
+        self.error = None
+        if self.life is not None and life != self.life:
+            raise ViewLost("Redis lost the view's data")
+        self.life = life
+        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def same_life(self) -> bool:
+        """Whether Redis still holds the life the view joined (true before it joined one).
+        One try: a Redis that does not answer raises."""
+        try:
+            stored = await self.client.get(self.life_key)
+        except Exception as error:
+            self.error = type(error).__name__
+            raise
+        self.error = None
+        return self.life is None or stored == self.life
+
+    def forget(self) -> None:
+        """Leave the life: the next `load_positions` joins Redis's current one."""
+        self.life = None
+
+    async def positions(self) -> dict[str, int]:
+        """The stored positions as they are, by ``{topic}:{partition}`` (one try)."""
+        stored = await self.client.hgetall(self.positions_key)
+        # The client answers bytes (no decode_responses); str only if configured so.
+        return {_text(field): int(value) for field, value in stored.items()}
 
     async def read(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.client.hget(self.customer_key(customer_id), "grade")

@@ -104,3 +104,18 @@ def test_policy_check_says_a_multi_line_parser_error_in_one_line(tmp_path: Path)
     assert result.exit_code == 2
     (line,) = result.output.splitlines()
     assert line.startswith(f"policy refused: {policy}: not valid YAML: ")
+
+
+# -- topics: the worker's settings check (issue 16) -----------------------------------------
+
+
+@pytest.mark.parametrize("command", ["create", "describe"])
+def test_topics_refuse_bad_settings_in_one_line_and_warn_of_unknown_ones(command: str) -> None:
+    env = {"GRADESTREAM_PARTITIONS": "0", "GRADESTREAM_CLOK": "event"}
+    result = CliRunner().invoke(app, ["topics", command], env=env)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "warning: GRADESTREAM_CLOK is not a gradestream setting and is ignored "
+        "(did you mean GRADESTREAM_CLOCK?)",
+        "settings refused: GRADESTREAM_PARTITIONS: Input should be greater than or equal to 1",
+    ]

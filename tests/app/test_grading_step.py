@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from streams.app.grading_step import GradingStep, Record, Routes
 from streams.app.progress import marker_key, read_marker
 from streams.app.shadow import SHADOW_PREFIX, Shadow
 from streams.app.states import Batch, StateStore, unframe
+from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.state import decode as decode_state
 from streams.replay import Replayer
@@ -62,7 +64,8 @@ class Worker:
     shadow_policy: Policy | None = None
 
     def __post_init__(self) -> None:
-        clock = Clock("event" if self.clock_kind == "event" else "wall", 86_400)
+        ahead = ahead_of_stream_seconds(self.policy)
+        clock = Clock("event" if self.clock_kind == "event" else "wall", 86_400, ahead)
         shadow = None
         if self.shadow_policy is not None:
             shadow = Shadow(self.shadow_policy, self.table, "shadow-grades")
@@ -336,3 +339,51 @@ async def test_a_shadow_policy_grades_alongside_to_its_own_topic_only(policy: Po
     some = sorted(shadow_grades)[0]
     assert (SHADOW_PREFIX + some.encode()) in worker.table.data
     assert worker.step.store.find(SHADOW_PREFIX.decode() + some, 0, None) is None
+
+
+# -- events from the future: one rule live and in replay (issue 16) --------------------------
+
+
+def _refused(policy: Policy, events: list[dict[str, Any]]) -> tuple[dict[str, str], ...]:
+    """Each refused event's id and code: from the step under the event clock (one
+    partition, a batch per record) and from replay, fed the same events."""
+
+    def reasons(letters: list[dict[str, Any]]) -> dict[str, str]:
+        ids = [orjson.loads(base64.b64decode(d["value_b64"]))["event_id"] for d in letters]
+        return {i: d["rejection"]["code"] for i, d in zip(ids, letters, strict=True)}
+
+    worker = Worker(policy, clock_kind="event")
+    live: list[dict[str, Any]] = []
+    for event in events:
+        live += sent(worker.batch(worker.record(event)), "dlq")
+    replayed: list[dict[str, Any]] = []
+    replayer = Replayer(policy, lambda _: None, replayed.append)
+    for line, event in enumerate(events, start=1):
+        replayer.feed(line, orjson.dumps(event))
+    return reasons(live), reasons(replayed)
+
+
+def test_an_event_from_the_future_moves_no_clock(policy: Policy) -> None:
+    """Issue 16: one event dated 2026-06-01 in a 2024 stream (after the wall clock's
+    tomorrow or not) moved its partition's clock, and the worker then refused the
+    partition's later events as too_late; replay had no such check at all."""
+    events = [order(f"e{n}", T0 + n * 6 * 3600, 20.0, cid=f"cust-{n % 4}") for n in range(40)]
+    events.insert(8, order("far", 1_780_272_000, 20.0, cid="cust-2"))  # 2026-06-01
+    events.insert(20, order("y9999", 253_402_300_799, 20.0, cid="cust-3"))
+    live, replayed = _refused(policy, events)
+    assert live == replayed == {"far": "from_the_future", "y9999": "from_the_future"}
+
+
+def test_time_that_really_jumped_costs_one_event(policy: Policy) -> None:
+    """A partition quiet for longer than the policy's bound (30 days): its next event is
+    refused, and the one after, which agrees with it, moves the clock (so a gap never
+    stops a partition). A quiet spell within the bound costs nothing."""
+    assert policy.events.ahead_of_stream_days == 30
+    hour = 3600
+    events = [order("e1", T0, 20.0), order("e2", T0 + hour, 20.0, cid="cust-2")]
+    events += [order("e3", T0 + 25 * DAY, 20.0), order("e4", T0 + 25 * DAY + hour, 20.0)]
+    events += [
+        order(f"e{n}", T0 + 60 * DAY + n * hour, 20.0, cid=f"cust-{n % 3}") for n in range(5, 9)
+    ]
+    live, replayed = _refused(policy, events)
+    assert live == replayed == {"e5": "from_the_future"}

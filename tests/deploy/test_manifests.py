@@ -94,13 +94,13 @@ def test_k8s_unlisted_and_missing_resources(k8s: Path) -> None:
 
 def test_k8s_references_are_checked(k8s: Path) -> None:
     _edit(k8s / "poddisruptionbudget.yaml", "component: worker", "component: wrker")
-    _edit(k8s / "statefulset.yaml", "path: /health\n", "path: /healthz\n")
+    _edit(k8s / "statefulset.yaml", "path: /health/grading\n", "path: /health\n")
     _edit(k8s / "statefulset.yaml", "name: gradestream-policy", "name: gradestream-polcy")
     _edit(k8s / "statefulset.yaml", "GRADESTREAM_REDIS_PASSWORD", "GRADESTREAM_REDIS_PASSWD")
     problems = validate.check_kustomize(k8s)
     text = "\n".join(problems)
     assert "PodDisruptionBudget gradestream: selector" in text
-    assert "does not probe /health" in text
+    assert "does not probe /health/grading" in text
     assert "ConfigMap 'gradestream-polcy' is not generated" in text
     assert "GRADESTREAM_REDIS_PASSWD is not a gradestream setting" in text
 

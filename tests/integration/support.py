@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -87,6 +89,64 @@ def faust_worker(
     argv = [str(script), "--datadir", str(datadir), "worker"]
     argv += ["--web-port", str(free_port()), "--web-host", "127.0.0.1"]
     return subprocess_worker(argv, env, datadir / "worker.log")
+
+
+class PrivateRedis:
+    """A redis-server of a test's own on a free port, so that stopping it disturbs no
+    other test; with a password, and with an append-only file if `keep` (a stop and
+    start then keeps the data, as a real outage would; else it comes back empty, as a
+    restarted cache often does)."""
+
+    def __init__(self, directory: Path, password: str, keep: bool) -> None:
+        self.dir = directory
+        self.dir.mkdir()
+        self.password = password
+        self.keep = keep
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--requirepass", self.password, "--dir", str(self.dir), "--save", "",
+            "--appendonly", "yes" if self.keep else "no",
+            "--logfile", str(self.dir / "redis.log"),
+        )  # fmt: skip
+
+        async def answers() -> bool:
+            client = aioredis.from_url(self.url)
+            try:
+                return bool(await client.ping())
+            except Exception:
+                return False
+            finally:
+                await client.aclose()
+
+        await wait_for(answers, 10)
+
+    async def stop(self, kill: bool = False) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            await self.proc.wait()
+
+
+@asynccontextmanager
+async def private_redis_server(
+    directory: Path, password: str, keep: bool
+) -> AsyncIterator[PrivateRedis]:
+    """A started `PrivateRedis`, stopped after."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (deploy/redis/redis.sh up installs it)")
+    server = PrivateRedis(directory, password, keep)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 # -- a gradestream worker deployment: unique topics, Redis prefix, datadir, web port ------

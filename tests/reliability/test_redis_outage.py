@@ -6,24 +6,22 @@ that must not show in any log)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from streams.produce import produce_async
 from tests.integration.support import (
     INPUTS,
     Deployment,
-    free_port,
+    PrivateRedis,
     free_texts,
     latest,
     leaks,
     mismatch,
+    private_redis_server,
     read_all,
     read_topic,
     redis_converges,
@@ -39,55 +37,11 @@ pytestmark = pytest.mark.integration
 REDIS_PASSWORD = "redis-" + SECRET_MARKER
 
 
-class PrivateRedis:
-    """A redis-server of this test's own, with a password and an append-only file, so
-    that a stop and start keeps its data as a real outage would."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--requirepass", REDIS_PASSWORD, "--dir", str(self.dir), "--save", "",
-            "--appendonly", "yes", "--logfile", str(self.dir / "redis.log"),
-        )  # fmt: skip
-
-        async def answers() -> bool:
-            client = aioredis.from_url(self.url)
-            try:
-                return bool(await client.ping())
-            except Exception:
-                return False
-            finally:
-                await client.aclose()
-
-        await wait_for(answers, 10)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await self.proc.wait()
-
-
 @pytest.fixture
 async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (deploy/redis/redis.sh up installs it)")
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = PrivateRedis(directory)
-    await server.start()
-    try:
+    # An append-only file: a stop and start keeps the data, as a real outage would.
+    async with private_redis_server(tmp_path / "redis", REDIS_PASSWORD, keep=True) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize(

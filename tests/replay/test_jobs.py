@@ -22,6 +22,7 @@ from streams.replay import ReplayStats
 from streams.replay_jobs import replay_parallel
 from streams.routing import customer_of
 from streams.simulate import SimConfig, generate
+from tests.replay.test_chunks import from_the_future
 
 # Late and duplicated events, so that refusals, duplicates and sweeps all occur.
 _CONFIG = SimConfig(late_rate=0.08, late_max_days=12.0, duplicate_rate=0.05)
@@ -39,6 +40,7 @@ _BAD = [
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines = [rec.value for rec in generate(400, 200, 11, config=_CONFIG)]
     rng = random.Random(11)
+    from_the_future(lines, rng)
     for bad in _BAD:
         lines.insert(rng.randrange(len(lines)), bad)
     path = tmp_path_factory.mktemp("jobs") / "events.jsonl"
@@ -77,6 +79,7 @@ def test_jobs_write_the_same_bytes(
     want, want_stats = _replay(source, tmp_path / "j1", 1, partitions, as_of)
     # What the comparison must cover: every kind of record and refusal.
     assert want_stats.dead_letters["too_late"] > 0
+    assert want_stats.dead_letters["from_the_future"] > 0
     assert want_stats.lines == source.read_bytes().count(b"\n")  # blank and bad lines too
     assert want_stats.dead_letters["invalid_json"] >= 2  # the blank line and "not json"
     assert want_stats.dead_letters["not_an_object"] >= 1
