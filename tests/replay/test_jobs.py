@@ -85,7 +85,7 @@ def test_jobs_write_the_same_bytes(
     assert want_stats.dead_letters["not_an_object"] >= 1
     assert want_stats.duplicates > 0
     assert want_stats.regraded_by_time > 0
-    assert len(want_stats.outputs) == 3
+    assert len(want_stats.outputs) == 4  # tier, churn, lifecycle changes and tier warnings
     for jobs in (2, 3):
         got, stats = _replay(source, tmp_path / f"j{jobs}", jobs, partitions, as_of)
         for name, data in want.items():
