@@ -332,8 +332,9 @@ def apply(
             order_id = event["order_id"]
             discount = event.get("discount") or 0
             paid = amount + discount
-            full_price = okind == PLACED and (
-                paid <= 0 or discount / paid <= c.full_price_max_discount
+            # A free order (amount 0) shows no tolerance for the price, whatever its discount.
+            full_price = (
+                okind == PLACED and amount > 0 and discount / paid <= c.full_price_max_discount
             )
         elif etype in _INTERACTION_SLOTS:
             slot = _INTERACTION_SLOTS[etype]
