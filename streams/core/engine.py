@@ -220,6 +220,7 @@ def output_events(
             o["snapshot"] = snapshot
         elif tr.type == CHURN_RISK_CHANGED:
             o["score"], o["band"], o["previous_band"] = tr.score, tr.current, tr.previous
+            o["band_before"] = tr.before
             o["alert"] = tr.extra
             o["reasons"] = reasons
         else:
