@@ -17,7 +17,7 @@ from tests.core.schemas import errors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "streams" / "policies" / "examples"
 POLICY = EXAMPLES / "with-model.toml"
-VERSION = "with-model-1+bgnbd-gg-6acd78ef"
+VERSION = "with-model-2+bgnbd-gg-6acd78ef"
 
 
 def _cli(*args: str) -> str:
@@ -27,7 +27,7 @@ def _cli(*args: str) -> str:
 
 
 def test_policy_check_accepts_the_example() -> None:
-    assert "is a valid policy, version with-model-1" in _cli("policy", "check", str(POLICY))
+    assert "is a valid policy, version with-model-2" in _cli("policy", "check", str(POLICY))
     p = load_policy(POLICY)
     assert p.version == VERSION
     assert p.model is not None
