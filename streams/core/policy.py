@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from streams.core.compiled import CompiledPolicy, compile_policy
 from streams.core.errors import PolicyError
-from streams.models.model import Model, ModelError, load_model
+from streams.models.model import Model, ModelError
+from streams.models.unfitted import Unfitted, load_model_file
 
 __all__ = ["Policy", "default_policy", "load_policy", "policy_from_dict"]
 
@@ -292,8 +293,10 @@ class Policy(_Model):
     churn: Churn
     limits: Limits
     # The model named by churn.model, loaded by `load_policy` / `policy_from_dict` (the
-    # only file I/O of the core); None without one.
+    # only file I/O of the core); None without one, or when its file says the fit had too
+    # little data (`unfitted` then says why: the model-free score is used meanwhile).
     _model: Model | None = PrivateAttr(default=None)
+    _unfitted: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -324,6 +327,12 @@ class Policy(_Model):
     def model(self) -> Model | None:
         """The churn model loaded with the policy (None without `[churn.model]`)."""
         return self._model
+
+    @property
+    def unfitted(self) -> str | None:
+        """Why `[churn.model]` names a file without parameters (None otherwise): the fit
+        had too little data, and the churn score is the model-free one until it has."""
+        return self._unfitted
 
     @property
     def version(self) -> str:
@@ -408,9 +417,16 @@ def policy_from_dict(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
-            model = load_model(path)
+            loaded = load_model_file(path)
         except ModelError as err:
             raise PolicyError(f"invalid policy: churn.model.path: {err}") from None
+        if isinstance(loaded, Unfitted):
+            # Too little data to fit: grade without the model part until a fit succeeds
+            # (the version is then the plain policy_version; a fitted model changes it,
+            # which re-grades every customer).
+            policy._unfitted = loaded.reason
+            return policy
+        model = loaded
     _attach(policy, model)
     return policy
 
