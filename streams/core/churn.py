@@ -92,9 +92,9 @@ def complaint_component(weight: float, c: CompiledPolicy) -> float:
     >>> from streams.core.policy import load_policy
     >>> c = load_policy().compiled
     >>> complaint_component(0.0, c), round(complaint_component(1.2, c), 4)
-    (0.0, 0.005)
+    (0.0, 0.0033)
     >>> round(complaint_component(6.0, c), 4)
-    0.7596
+    0.6746
     """
     if weight <= 0.0:
         return 0.0

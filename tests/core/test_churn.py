@@ -36,9 +36,9 @@ def _alerts(out: list[Event]) -> list[tuple[str, str, str, str, str, str]]:
 
 
 def silence(days: int, orders: int = 1) -> float:
-    """The default policy's silence part: 0.45 (d + 60) / (d + 60 + 120 n^0.2)."""
+    """The default policy's silence part: 0.75 (d + 60) / (d + 60 + 120 n^0.2)."""
     scale: float = 120 * float(orders) ** 0.2
-    return 0.45 * (days + 60) / (days + 60 + scale)
+    return 0.75 * (days + 60) / (days + 60 + scale)
 
 
 def noisy_or(*parts: float) -> float:
@@ -49,8 +49,8 @@ def noisy_or(*parts: float) -> float:
 
 
 def complaints(weight: float) -> float:
-    """The default policy's complaints part: 0.6 w^4 / (w^4 + 4.5^4)."""
-    return 0.6 * weight**4 / (weight**4 + 4.5**4)
+    """The default policy's complaints part: 0.8 w^4 / (w^4 + 5^4)."""
+    return 0.8 * weight**4 / (weight**4 + 5.0**4)
 
 
 # --- silence ------------------------------------------------------------------------------
@@ -62,8 +62,8 @@ def test_silence_rises_every_day_and_never_saturates(policy: Policy) -> None:
     scores = [grade(s, T0 + d * DAY, policy)["churn"]["score"] for d in days]
     assert scores == [round(silence(d), 4) for d in days]
     assert scores == sorted(set(scores))  # strictly rising: no plateau ties customers
-    assert scores[3] == 0.225  # one half of the weight after 60 days for one order
-    assert scores[-1] < 0.45  # silence alone stays below the alert band (high, 0.5)
+    assert scores[3] == 0.375  # one half of the weight after 60 days for one order
+    assert scores[-1] < 0.75  # silence alone never reaches critical
     g = grade(s, T0 + 200 * DAY, policy)
     assert g["churn"]["reasons"] == [
         {"code": "recency", "message": "Last order 200 days ago, 1 order in all"}
@@ -107,7 +107,7 @@ def test_every_further_complaint_raises_the_score(policy: Policy) -> None:
         scores.append(snapshot(s, policy)["churn"]["score"])
         assert scores[-1] == round(complaints(1.2 * n), 4)
     assert scores == sorted(set(scores))
-    assert scores[4] < 0.5 <= scores[5]  # six open high complaints alert by themselves
+    assert scores[3] < 0.5 <= scores[4]  # five open high complaints alert by themselves
 
 
 def test_resolved_complaint_still_counts_as_recent_for_90_days(policy: Policy) -> None:
@@ -146,7 +146,7 @@ def test_poor_survey_answers(
     s, _ = run([{**interaction("s1", T0, "survey_response"), **answers}], policy)
     g = snapshot(s, policy)
     assert _codes(g) == codes
-    assert g["churn"]["score"] == round(0.1 * poor, 4)
+    assert g["churn"]["score"] == round(0.05 * poor, 4)
     assert grade(s, T0 + 181 * DAY, policy)["churn"]["score"] == 0.0  # answers age out
 
 
@@ -188,7 +188,7 @@ def test_an_answer_without_scores_erases_nothing(policy: Policy) -> None:
     assert with_blank == without
     assert [r["code"] for r in with_blank["reasons"]] == ["recency", "nps_detractor"]
     assert with_blank["reasons"][1]["message"] == "Latest NPS answer is 2 (a detractor)"
-    assert with_blank["score"] == round(noisy_or(silence(5), 0.1 * (5 / 7) ** 2), 4)
+    assert with_blank["score"] == round(noisy_or(silence(5), 0.05 * (5 / 7) ** 2), 4)
 
 
 def test_a_later_csat_only_answer_keeps_the_earlier_nps(policy: Policy) -> None:
@@ -248,8 +248,8 @@ def test_parts_combine_as_a_noisy_or_ranked_by_weight(policy: Policy) -> None:
     )
     g = snapshot(s, policy)
     assert _codes(g) == ["recency", "nps_detractor", "open_complaints", "recent_complaints"]
-    expected = noisy_or(silence(200), 0.1 * (6 / 7) ** 2, complaints(1.2))
-    assert (g["churn"]["score"], g["churn"]["band"]) == (round(expected, 4), "medium")
+    expected = noisy_or(silence(200), 0.05 * (6 / 7) ** 2, complaints(1.2))
+    assert (g["churn"]["score"], g["churn"]["band"]) == (round(expected, 4), "high")
 
 
 # Complaints and poor answers raise alerts by themselves (the customer ordered yesterday,
@@ -259,9 +259,10 @@ def test_parts_combine_as_a_noisy_or_ranked_by_weight(policy: Policy) -> None:
     [
         (5, {"nps": 0}, "high"),  # the issue's customer
         (5, {}, "high"),
-        (4, {"nps": 0}, "medium"),
-        (8, {"nps": 0, "csat": 1}, "high"),
+        (4, {}, "high"),
+        (8, {"nps": 0, "csat": 1}, "critical"),
         (3, {"nps": 0}, "medium"),
+        (2, {"nps": 0, "csat": 1}, "medium"),
         (1, {"nps": 0}, "low"),
         (0, {"nps": 0, "csat": 1, "ces": 7}, "low"),
     ],
@@ -282,7 +283,8 @@ def test_complaints_and_poor_answers_alert_by_themselves(
     assert g["churn"]["band"] == band
     alerts = _alerts(out)
     if band in ("high", "critical"):
-        assert [(a[0], a[2], a[3]) for a in alerts] == [("low", band, "raised")]
+        # One alert, when the band first reached high (climbing further raises none).
+        assert [(a[0], a[2], a[3]) for a in alerts] == [("low", "high", "raised")]
         assert _codes(g)[0] == "open_complaints"
     else:
         assert alerts == []
@@ -296,7 +298,7 @@ def _complaints(t: int, n: int, kind: str = "complaint_opened", tag: str = "") -
 
 
 def test_alert_raised_and_cleared(policy: Policy) -> None:
-    t = T0 + 200 * DAY
+    t = T0 + 30 * DAY
     _s, out = run(
         [
             order("e1", T0, 100),
@@ -305,13 +307,13 @@ def test_alert_raised_and_cleared(policy: Policy) -> None:
         ],
         policy,
     )
-    raised_at = at(t + 3)  # the fourth open high complaint, on top of 200 days' silence
+    raised_at = at(t + 3)  # the fourth open high complaint, on top of 30 days' silence
     assert _alerts(out) == [
         ("low", "medium", "high", "raised", raised_at, "event"),
         ("high", "high", "medium", "cleared", at(t + 3 * DAY), "event"),
     ]
     raised = next(o for o in out if o["type"] == "churn_risk_changed")
-    assert raised["score"] == round(noisy_or(silence(200), complaints(4 * 1.2)), 4)
+    assert raised["score"] == round(noisy_or(silence(30), complaints(4 * 1.2)), 4)
     assert [r["code"] for r in raised["reasons"]] == [
         "open_complaints",
         "recent_complaints",
@@ -322,19 +324,19 @@ def test_alert_raised_and_cleared(policy: Policy) -> None:
 def test_previous_band_is_the_last_alerts_band_before_the_band_just_before(
     policy: Policy,
 ) -> None:
-    # A policy where one open high complaint weighs a lot: raised at high; climbs to
-    # critical with a poor answer (no alert); falls below high when the complaint is
-    # resolved: the clear names the alert's band (high) and the band it fell from.
+    # A policy where one complaint weighs a lot: raised at high by a medium complaint;
+    # critical when it is escalated to high (no alert); cleared when it is resolved: the
+    # clear names the alert's band (high) and the band it fell from (critical).
     doc = policy.model_dump()
     doc["churn"]["complaints"]["half_weight"] = 0.5
     strict = policy_from_dict(doc)
-    t = T0 + 300 * DAY
+    t = T0 + 30 * DAY
     _s, out = run(
         [
             order("e1", T0, 100),
-            complaint("k1", t, "complaint_opened", "K", "high"),
-            interaction("s1", t + DAY, "survey_response", nps=0),
-            complaint("k2", t + 2 * DAY, "complaint_resolved", "K", "high"),
+            complaint("k1", t, "complaint_opened", "K", "medium"),
+            complaint("k2", t + DAY, "complaint_escalated", "K", "high"),
+            complaint("k3", t + 2 * DAY, "complaint_resolved", "K", "high"),
         ],
         strict,
     )
@@ -345,26 +347,26 @@ def test_previous_band_is_the_last_alerts_band_before_the_band_just_before(
 
 
 def test_band_rising_by_time_alone_raises_an_alert(policy: Policy) -> None:
-    # Four open high complaints (0.36) and a growing silence cross 0.5 by time alone.
-    _s, out = run([order("e1", T0, 100), *_complaints(T0 + DAY, 4)], policy, until=T0 + 200 * DAY)
+    # Three open high complaints (0.17) and a growing silence cross 0.5 by time alone.
+    _s, out = run([order("e1", T0, 100), *_complaints(T0 + DAY, 3)], policy, until=T0 + 100 * DAY)
     ((prev, before, band, alert, when, cause), cleared) = _alerts(out)
     assert (prev, before, band, alert, cause) == ("low", "medium", "high", "raised", "inactivity")
     day = (parse_rfc3339(when) - T0) // DAY
-    assert round(noisy_or(silence(day - 1), complaints(4.8)), 4) < 0.5
-    assert round(noisy_or(silence(day), complaints(4.8)), 4) >= 0.5
+    assert round(noisy_or(silence(day - 1), complaints(3.6)), 4) < 0.5
+    assert round(noisy_or(silence(day), complaints(3.6)), 4) >= 0.5
     assert when == at(T0 + day * DAY)
     # ...and clears when the complaints are no longer recent (opened 90 days before).
     assert cleared == ("high", "high", "medium", "cleared", at(T0 + 91 * DAY), "inactivity")
 
 
 def test_cooldown_holds_back_a_clear_until_it_ends(policy: Policy) -> None:
-    t = T0 + 200 * DAY
+    t = T0 + 30 * DAY
     s, out = run(
         [order("e1", T0, 100), *_complaints(t, 4), *_complaints(t + 3600, 4, "complaint_resolved")],
         policy,
     )
     assert [a[3] for a in _alerts(out)] == ["raised"]
-    out = advance(s, T0 + 202 * DAY, policy)
+    out = advance(s, T0 + 32 * DAY, policy)
     assert _alerts(out) == [
         ("high", "medium", "medium", "cleared", at(t + 3 + DAY), "inactivity"),
     ]
@@ -372,7 +374,7 @@ def test_cooldown_holds_back_a_clear_until_it_ends(policy: Policy) -> None:
 
 def test_no_alert_storm_within_cooldown(policy: Policy) -> None:
     events: list[Event] = [order("e1", T0, 100)]
-    t = T0 + 200 * DAY
+    t = T0 + 30 * DAY
     for i in range(5):  # open and resolve every hour: the band flips, alerts do not
         events += _complaints(t + 2 * i * 3600, 4, tag=f"o{i}")
         events += _complaints(t + (2 * i + 1) * 3600, 4, "complaint_resolved", tag=f"r{i}")
@@ -381,14 +383,21 @@ def test_no_alert_storm_within_cooldown(policy: Policy) -> None:
     assert _alerts(advance(s, t + 2 * DAY, policy))[0][3] == "cleared"
 
 
-def test_silence_alone_never_alerts(policy: Policy) -> None:
+def test_a_long_silence_alerts_by_itself(policy: Policy) -> None:
+    # One order: high once (d + 60) / (d + 180) >= 2/3, after 180 days; never critical.
     s, out = run([order("e1", T0, 100)], policy, until=T0 + 4000 * DAY)
-    assert snapshot(s, policy)["churn"]["band"] == "medium"
-    assert _alerts(out) == []
+    assert snapshot(s, policy)["churn"]["band"] == "high"
+    assert _alerts(out) == [("low", "medium", "high", "raised", at(T0 + 180 * DAY), "inactivity")]
+    # More orders give a longer silence before the alert.
+    s, out = run(
+        [order(f"e{i}", T0 + i * DAY, 100) for i in range(5)], policy, until=T0 + 4000 * DAY
+    )
+    ((*_, when, _),) = _alerts(out)
+    assert parse_rfc3339(when) - (T0 + 4 * DAY) > 250 * DAY
 
 
 def test_duplicate_alert_ids_are_deterministic(policy: Policy) -> None:
-    events = [order("e1", T0, 100), *_complaints(T0 + 200 * DAY, 4)]
+    events = [order("e1", T0, 100), *_complaints(T0 + 30 * DAY, 4)]
     _, a = run(events, policy)
     _, b = run(events, policy)
     assert [o["event_id"] for o in a] == [o["event_id"] for o in b]
