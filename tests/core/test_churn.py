@@ -6,10 +6,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.core.engine import advance, apply, new_state, snapshot
 from streams.core.grading import grade
-from streams.core.policy import Policy, policy_from_dict
+from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.timefmt import parse_rfc3339
 from tests.core.builders import DAY, T0, Event, at, complaint, interaction, order, run
 
@@ -408,3 +410,50 @@ def test_apply_result_flags(policy: Policy) -> None:
     s, _ = run([order("e1", T0, 100)], policy)
     r = apply(s, interaction("i1", T0 + 60, "page_view"), policy)
     assert (r.changed, r.duplicate, r.rejection, r.outputs) == (True, False, None, [])
+
+
+# --- monotone in what should raise risk ---------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 6),  # open high complaints
+    st.sampled_from([None, 0, 3, 6]),  # NPS
+    st.sampled_from([None, 1, 2]),  # CSAT
+    st.integers(0, 800),  # days of silence
+    st.integers(1, 12),  # orders
+    st.sampled_from(["complaint", "nps", "csat", "silence", "order_before"]),
+)
+def test_more_evidence_of_risk_never_lowers_the_score(
+    complaints_n: int,
+    nps: int | None,
+    csat: int | None,
+    days: int,
+    orders: int,
+    more: str,
+) -> None:
+    policy = load_policy()
+
+    def score(c: int, n: int | None, cs: int | None, d: int, k: int) -> float:
+        last = T0 + 1000 * DAY
+        evs: list[Event] = [order(f"o{i}", last - (k - 1 - i) * DAY, 100) for i in range(k)]
+        t = last + d * DAY
+        evs += [complaint(f"k{i}", t - i, "complaint_opened", f"K{i}", "high") for i in range(c)]
+        answers = {key: v for key, v in (("nps", n), ("csat", cs)) if v is not None}
+        if answers:
+            evs.append({**interaction("s1", t - 100, "survey_response"), **answers})
+        s, _ = run(evs, policy)
+        return float(grade(s, t, policy)["churn"]["score"])
+
+    base = score(complaints_n, nps, csat, days, orders)
+    if more == "complaint":
+        worse = score(complaints_n + 1, nps, csat, days, orders)
+    elif more == "nps":
+        worse = score(complaints_n, 0 if nps is None else max(0, nps - 3), csat, days, orders)
+    elif more == "csat":
+        worse = score(complaints_n, nps, 1, days, orders)
+    elif more == "silence":
+        worse = score(complaints_n, nps, csat, days + 30, orders)
+    else:  # one order fewer at the same silence
+        worse = score(complaints_n, nps, csat, days, max(1, orders - 1))
+    assert worse >= base
