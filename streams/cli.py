@@ -338,7 +338,7 @@ def fit(
     from streams.models.history import FitError
 
     if (history is None) == (not live):
-        fail("fit: give a HISTORY file or --live, not both")
+        fail("fit: give either a HISTORY file or --live")
     the_policy = policy_or_exit(policy)
     cut = rfc3339(calibration_end) if calibration_end is not None else None
     try:
