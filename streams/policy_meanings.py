@@ -78,29 +78,35 @@ MEANINGS: dict[str, str] = {
     "value_class": "Value class A/B/C by rolling net spend in the RFM window.",
     "value_class.a_min_spend": "Class A from this spend.",
     "value_class.b_min_spend": "Class B from this spend; below it, C.",
-    "churn": "Churn risk: a score in [0, 1] from four weighted components (or a model and "
-    "three), bands, alerts.",
+    "churn": "Churn risk: a score in [0, 1] from weighted parts combined as a noisy-OR, "
+    "1 - product of (1 - weight_i * component_i), bands, alerts.",
     "churn.alert_band": "Alerts (churn-risk topic) go out when the band rises to this band "
     "or above, and when it falls below it.",
     "churn.cooldown_hours": "After an alert the next waits this long; a change held back "
     "is sent when the cooldown ends.",
-    "churn.weights": "Weights of the components; without `churn.model` they must add up to 1 "
-    "(a weighted sum), with one they combine as a noisy-OR and need not.",
-    "churn.weights.recency": "Weight of time since the last order against the customer's "
-    "cadence (not used with `churn.model`: the model's signal replaces it).",
+    "churn.weights": "Weights of the parts: each part alone gives at most its weight (they "
+    "need not add up to 1).",
+    "churn.weights.recency": "Weight of silence, the time since the last order.",
     "churn.weights.complaints": "Weight of open and recent complaints.",
-    "churn.weights.surveys": "Weight of a poor latest survey answer.",
+    "churn.weights.surveys": "Weight of poor survey answers.",
     "churn.weights.engagement": "Weight of falling engagement.",
     "churn.bands": "Bands by score, lowest first; the first starts at 0.",
     "churn.bands[].name": "Band name (snapshots, alerts, Redis).",
     "churn.bands[].min_score": "The band starts at this score.",
-    "churn.recency": "The recency component.",
-    "churn.recency.default_cadence_days": "Cadence assumed with a single order.",
-    "churn.recency.min_cadence_days": "Floor of the cadence (mean gap between orders).",
-    "churn.recency.overdue_start": "Risk starts when the time since the last order passes "
-    "this multiple of the cadence...",
-    "churn.recency.overdue_full": "...and is full at this multiple.",
-    "churn.complaints": "The complaints component: min(1, open weights + recent weights).",
+    "churn.recency": "The silence component: (days + prior_days) / (days + prior_days + "
+    "(half_days + prior_days) * orders^orders_exponent), days since the last order; it "
+    "never reaches 1, so the longer-quiet customer always ranks higher.",
+    "churn.recency.half_days": "Days of silence at which a one-order customer's component "
+    "is one half.",
+    "churn.recency.prior_days": "Days added to the silence: the risk of a customer who just "
+    "ordered, higher with fewer orders.",
+    "churn.recency.orders_exponent": "How much each past order lengthens the silence a "
+    "customer is given (0: orders do not count).",
+    "churn.complaints": "The complaints component: w^s / (w^s + half_weight^s), w = open "
+    "weights + recent weights, s = steepness.",
+    "churn.complaints.half_weight": "The summed weight at which the component is one half.",
+    "churn.complaints.steepness": "How sharply it rises: higher, one mild complaint counts "
+    "less and many severe ones more.",
     "churn.complaints.window_days": "A complaint opened in this many days is recent.",
     "churn.complaints.open_weights": "Weight of each open complaint by severity.",
     "churn.complaints.open_weights.low": "Open low-severity complaint.",
@@ -110,16 +116,19 @@ MEANINGS: dict[str, str] = {
     "churn.complaints.recent_weights.low": "Recent low-severity complaint.",
     "churn.complaints.recent_weights.medium": "Recent medium-severity complaint.",
     "churn.complaints.recent_weights.high": "Recent high-severity complaint.",
-    "churn.surveys": "The surveys component: 1 when the latest answer is poor.",
-    "churn.surveys.max_age_days": "The latest answer counts while at most this old.",
+    "churn.surveys": "The surveys component: each metric's latest answer on its own, poor "
+    "ones by the square of how far into the poor range (1 at NPS 0, CSAT 1, CES 7), combined "
+    "as a noisy-OR.",
+    "churn.surveys.max_age_days": "A metric's latest answer counts while at most this old.",
     "churn.surveys.nps_detractor_max": "NPS at most this is a detractor (poor).",
     "churn.surveys.csat_low_max": "CSAT at most this is poor.",
     "churn.surveys.ces_high_min": "CES at least this (high effort) is poor.",
-    "churn.engagement": "The engagement component: 1 - recent / earlier half of the intent window.",
+    "churn.engagement": "The engagement component: (1 - recent / earlier half of the intent "
+    "window)^2 when it fell.",
     "churn.model": "Optional: a fitted BG/NBD + Gamma-Gamma model (MODEL.json from `gradestream "
-    "fit`) whose signal replaces the recency component; the score becomes 1 - (1 - weight * "
-    "signal) * product of (1 - weight_i * component_i), and snapshots carry `churn.model` "
-    "(docs/models.md). Outputs then carry `policy_version` + `+` + the model's `model_version`.",
+    "fit`) whose signal joins the score as a part of its own, weight * signal, and snapshots "
+    "carry `churn.model` (docs/models.md). Outputs then carry `policy_version` + `+` + the "
+    "model's `model_version`.",
     "churn.model.path": "MODEL.json, relative to the policy file's folder or absolute; read and "
     "validated with the policy (a bad file or another currency than `currency.base` is a "
     "policy error naming this key).",

@@ -1,9 +1,14 @@
-"""Churn risk at a time ``t``: the components (recency against the customer's cadence
-or the churn model's signal, complaints, surveys, falling engagement), the score, its
-band and the reasons the outputs quote. The score is on the per-event path
-(`churn_core`, `score_of`, `band_of`), so its arithmetic is written once, here, and
-shared by the grade, the held alerts (`stepping`) and the band's due times
-(`churn_due`), which must agree with it to the last bit.
+"""Churn risk at a time ``t``: the parts (silence since the last order, with a churn
+model its signal too, complaints, surveys, falling engagement), the score, its band and
+the reasons the outputs quote. The score is on the per-event path (`churn_core`,
+`score_of`, `band_of`), so its arithmetic is written once, here, and shared by the
+grade, the held alerts (`stepping`) and the band's due times (`churn_due`), which must
+agree with it to the last bit.
+
+Each part is a component in [0, 1] times its policy weight, and the parts combine as a
+noisy-OR, ``1 - prod(1 - w_i c_i)``: one part alone gives at most its weight, every part
+rising raises the score, and the components are continuous where the evidence is
+(docs/grading.md, "Churn risk").
 """
 
 from __future__ import annotations
@@ -11,38 +16,59 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from streams.core.churn_model import model_clock, model_probs, model_signal
+from streams.core.churn_model import ModelClock, model_clock, model_probs, model_signal, model_sup
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.folding import is_open
-from streams.core.intent import poor_survey, survey_is_poor
+from streams.core.intent import poor_survey, survey_answers, survey_component
 from streams.core.state import C_SEVERITY, I_TOTAL, CustomerState
 
 
 class ChurnParts(NamedTuple):
     """Components in [0, 1] (before weights) and the facts the reasons quote."""
 
-    recency: float
+    silence: float
     complaints: float
     surveys: float
     engagement: float
     recency_days: int
-    cadence_days: float
+    half_days: float
     open_weight: float
     recent_weight: float
 
 
-def cadence_days(s: CustomerState, c: CompiledPolicy) -> float:
-    """Mean gap between this customer's orders in days (policy default with one order)."""
-    if s.live_orders >= 2 and s.first_order is not None and s.last_order is not None:
-        gap = (s.last_order - s.first_order) / DAY / (s.live_orders - 1)
-        return max(c.cadence_min_days, gap)
-    return c.cadence_default_days
+def half_days(s: CustomerState, c: CompiledPolicy) -> float:
+    """This customer's silence scale in days: the silence component is one half when the
+    days since the last order plus `prior_days` reach it. ``(half_days + prior_days) *
+    orders^orders_exponent``: a customer who bought often is given a longer silence.
+
+    >>> from streams.core.policy import load_policy
+    >>> from streams.core.state import new_state
+    >>> c, s = load_policy().compiled, new_state("c-1")
+    >>> s.live_orders = 1
+    >>> half_days(s, c)
+    120.0
+    >>> s.live_orders = 32
+    >>> half_days(s, c)
+    240.0
+    """
+    n = s.live_orders
+    scale = c.half_days + c.prior_days
+    return scale if n <= 1 else scale * math.pow(n, c.orders_exponent)
 
 
-def recency_component(days: int, cadence: float, c: CompiledPolicy) -> float:
-    ratio = days / cadence
-    x = (ratio - c.overdue_start) / (c.overdue_full - c.overdue_start)
-    return 0.0 if x <= 0 else 1.0 if x >= 1 else x
+def silence_component(days: int, half: float, c: CompiledPolicy) -> float:
+    """``(days + prior) / (days + prior + half)``: rising with every day of silence and
+    never reaching 1, so customers quiet for longer always rank higher (no plateau that
+    ties them). `prior_days` gives a customer who just ordered the risk of one with few
+    orders: at the same silence, fewer past orders rank higher.
+
+    >>> from streams.core.policy import load_policy
+    >>> c = load_policy().compiled
+    >>> round(silence_component(0, 120.0, c), 4), silence_component(60, 120.0, c)
+    (0.3333, 0.5)
+    """
+    prior = days + c.prior_days
+    return prior / (prior + half)
 
 
 def complaint_weights(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, float]:
@@ -58,25 +84,42 @@ def complaint_weights(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[floa
     return open_w, recent_w
 
 
+def complaint_component(weight: float, c: CompiledPolicy) -> float:
+    """``w^s / (w^s + h^s)`` of the summed severity weights `w` (h: `half_weight`, s:
+    `steepness`): one mild complaint counts little, many severe ones nearly fully, and
+    every further complaint raises it.
+
+    >>> from streams.core.policy import load_policy
+    >>> c = load_policy().compiled
+    >>> complaint_component(0.0, c), round(complaint_component(1.2, c), 4)
+    (0.0, 0.0033)
+    >>> round(complaint_component(6.0, c), 4)
+    0.6746
+    """
+    if weight <= 0.0:
+        return 0.0
+    r = weight / c.complaint_half
+    if r > 1e6:
+        return 1.0  # (what the formula rounds to, without pow's overflow)
+    x = math.pow(r, c.complaint_steepness)
+    return x / (1.0 + x)
+
+
 def churn_parts(s: CustomerState, t: int, c: CompiledPolicy) -> ChurnParts:
     if s.last_order is None:
-        rec, days, cad = 0.0, 0, 0.0
+        sil, days, half = 0.0, 0, 0.0
     else:
         days = (t - s.last_order) // DAY
-        cad = cadence_days(s, c)
-        rec = recency_component(days, cad, c)
+        half = half_days(s, c)
+        sil = silence_component(days, half, c)
     if s.complaints or s.cdays:
         open_w, recent_w = complaint_weights(s, t, c)
-        comp = min(1.0, open_w + recent_w)
+        comp = complaint_component(open_w + recent_w, c)
     else:
         open_w = recent_w = comp = 0.0
-    surv = 1.0 if survey_is_poor(s, t, c) else 0.0
+    surv = survey_component(s, t, c)
     eng = engagement_component(s, t, c)
-    return ChurnParts(rec, comp, surv, eng, days, cad, open_w, recent_w)
-
-
-def others_weighted(p: ChurnParts, c: CompiledPolicy) -> float:
-    return c.w_complaints * p.complaints + c.w_surveys * p.surveys + c.w_engagement * p.engagement
+    return ChurnParts(sil, comp, surv, eng, days, half, open_w, recent_w)
 
 
 def round4(x: float) -> float:
@@ -108,32 +151,28 @@ def round4(x: float) -> float:
     return round(x, 4)
 
 
-def score_of(recency: float, others: float, c: CompiledPolicy) -> float:
+def score_of(time: float, others: float, c: CompiledPolicy) -> float:
     """Rounded to 4 places: the band is decided on the score the outputs show.
 
-    `recency`: the time part in [0, 1] (the overdue component, or with a churn model the
-    model's signal); `others`: the other parts already combined (`add_part`). Without a
-    model, a weighted sum; with one, a noisy-OR: 1 - (1 - w_model m)(1 - others).
+    `time`: the weighted time part (`time_part`); `others`: the other weighted parts
+    already combined (`add_part`). The parts combine as a noisy-OR, 1 - (1 - time)(1 -
+    others): each part alone gives at most its weight, and any part rising raises the score.
     """
-    if c.model is None:
-        raw = c.w_recency * recency + others
-        return round4(raw if raw < 1.0 else 1.0)  # min(1.0, raw) without a call
-    return round4(1.0 - (1.0 - c.w_model * recency) * (1.0 - others))
+    return round4(1.0 - (1.0 - time) * (1.0 - others))
 
 
 def add_part(others: float, weighted: float, c: CompiledPolicy) -> float:
-    """`others` with one more weighted part: a sum, or with a model a noisy-OR."""
-    if c.model is None:
-        return others + weighted
+    """`others` with one more weighted part (the noisy-OR)."""
     return 1.0 - (1.0 - others) * (1.0 - weighted)
 
 
 def add_engagement(base: float, eng: float, c: CompiledPolicy) -> float:
     """The others with the engagement component `eng` in [0, 1] (exactly what
-    `churn_core` computes, so due times and grades agree to the last bit)."""
+    `churn_core` computes, so due times and grades agree to the last bit). The part is
+    ``w_engagement * eng²``: a slight fall counts little, a collapse fully."""
     if eng <= 0:
         return base
-    return add_part(base, c.w_engagement * eng, c)
+    return add_part(base, c.w_engagement * (eng * eng), c)
 
 
 def band_of(score: float, c: CompiledPolicy) -> int:
@@ -144,10 +183,54 @@ def band_of(score: float, c: CompiledPolicy) -> int:
     return i
 
 
+class Silence:
+    """What the time part needs besides ``t``: the last order, this customer's half days
+    and, under a policy with a churn model, the customer's BG/NBD clock. A plain class
+    that mypyc compiles (the due-time searches evaluate it many times)."""
+
+    last: int
+    half: float
+    model: ModelClock | None
+
+    def __init__(self, last: int, half: float, model: ModelClock | None) -> None:
+        self.last = last
+        self.half = half
+        self.model = model
+
+
+def silence_of(s: CustomerState, c: CompiledPolicy) -> Silence | None:
+    """None for a customer with no live order: no time part."""
+    last = s.last_order
+    if last is None:
+        return None
+    return Silence(last, half_days(s, c), model_clock(s, c))
+
+
+def time_part(k: Silence, t: int, c: CompiledPolicy) -> float:
+    """The weighted time part at ``t``: ``w_recency`` times the silence component, and
+    with a churn model its weighted signal joined in the noisy-OR. Without an order it
+    never falls as ``t`` grows (both rise), which the due-time searches rely on."""
+    prior = (t - k.last) // DAY + c.prior_days
+    p = c.w_recency * (prior / (prior + k.half))
+    m = k.model
+    if m is not None:
+        p = 1.0 - (1.0 - p) * (1.0 - c.w_model * model_signal(m, t, c))
+    return p
+
+
+def time_sup(k: Silence, c: CompiledPolicy) -> float:
+    """What the time part tends to as ``t`` grows without an order (never reached)."""
+    p = c.w_recency
+    m = k.model
+    if m is not None:
+        p = 1.0 - (1.0 - p) * (1.0 - c.w_model * model_sup(m, c))
+    return p
+
+
 class ChurnCore:
-    """The hot-path churn facts: recency component, the other components weighted and
-    summed (same arithmetic as `others_weighted`), whole days since the last order, and
-    the cadence in days.
+    """The hot-path churn facts: the weighted time part, the other parts weighted and
+    combined (same arithmetic as the reasons' `churn_parts`), whole days since the last
+    order, and the customer's half days.
 
     A plain class, not a NamedTuple: mypyc compiles it to a native class (a NamedTuple is
     built through its interpreted ``__new__`` and read through attribute lookups), and
@@ -157,7 +240,7 @@ class ChurnCore:
     recency: float
     others: float
     recency_days: int
-    cadence_days: float
+    half_days: float
     # `others` without the engagement term, and that term's component in [0, 1].
     base: float
     engagement: float
@@ -167,21 +250,21 @@ class ChurnCore:
         recency: float,
         others: float,
         recency_days: int,
-        cadence_days: float,
+        half_days: float,
         base: float,
         engagement: float,
     ) -> None:
         self.recency = recency
         self.others = others
         self.recency_days = recency_days
-        self.cadence_days = cadence_days
+        self.half_days = half_days
         self.base = base
         self.engagement = engagement
 
     def __repr__(self) -> str:
         return (
             f"ChurnCore(recency={self.recency!r}, others={self.others!r}, "
-            f"recency_days={self.recency_days!r}, cadence_days={self.cadence_days!r}, "
+            f"recency_days={self.recency_days!r}, half_days={self.half_days!r}, "
             f"base={self.base!r}, engagement={self.engagement!r})"
         )
 
@@ -215,59 +298,39 @@ def with_engagement(k: ChurnCore, s: CustomerState, t: int, c: CompiledPolicy) -
     with it: equal to ``churn_core(s, t, c)``, without recomputing the other parts."""
     eng = engagement_component(s, t, c)
     return ChurnCore(
-        k.recency, add_engagement(k.base, eng, c), k.recency_days, k.cadence_days, k.base, eng
+        k.recency, add_engagement(k.base, eng, c), k.recency_days, k.half_days, k.base, eng
     )
 
 
 def churn_core(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool = True) -> ChurnCore:
     """Without `engagement`, the engagement term is left out (0): callers that know it
-    cannot move the band skip the scan of the interaction days.
-
-    With a churn model, `recency` is the model's signal and `others` the noisy-OR of the
-    other parts (`cadence_days` is then 0: unused)."""
-    if c.model is not None:
-        return _churn_core_model(s, t, c, engagement)
+    cannot move the band skip the scan of the interaction days."""
     last = s.last_order
     if last is None:
-        rec, days, cad = 0.0, 0, 0.0
+        tp, days, half = 0.0, 0, 0.0
     else:
         days = (t - last) // DAY
-        n, first = s.live_orders, s.first_order
-        if n >= 2 and first is not None:
-            cad = (last - first) / DAY / (n - 1)
-            if cad < c.cadence_min_days:
-                cad = c.cadence_min_days
-        else:
-            cad = c.cadence_default_days
-        x = (days / cad - c.overdue_start) / (c.overdue_full - c.overdue_start)
-        rec = 0.0 if x <= 0 else 1.0 if x >= 1 else x
+        n = s.live_orders
+        half = c.half_days + c.prior_days
+        if n > 1:
+            half *= math.pow(n, c.orders_exponent)
+        prior = days + c.prior_days
+        tp = c.w_recency * (prior / (prior + half))
+        if c.model is not None:
+            k = model_clock(s, c)
+            if k is not None:
+                tp = 1.0 - (1.0 - tp) * (1.0 - c.w_model * model_signal(k, t, c))
     others = 0.0
     if s.complaints or s.cdays:
         open_w, recent_w = complaint_weights(s, t, c)
-        others += c.w_complaints * min(1.0, open_w + recent_w)
-    if survey_is_poor(s, t, c):
-        others += c.w_surveys * 1.0
+        others = c.w_complaints * complaint_component(open_w + recent_w, c)
+    if s.survey is not None:
+        sv = survey_component(s, t, c)
+        if sv > 0:
+            others = 1.0 - (1.0 - others) * (1.0 - c.w_surveys * sv)
     base = others
     eng = engagement_component(s, t, c) if engagement else 0.0
-    if eng > 0:
-        others += c.w_engagement * eng
-    return ChurnCore(rec, others, days, cad, base, eng)
-
-
-def _churn_core_model(s: CustomerState, t: int, c: CompiledPolicy, engagement: bool) -> ChurnCore:
-    k = model_clock(s, c)
-    m = 0.0 if k is None else model_signal(k, t, c)
-    last = s.last_order
-    days = 0 if last is None else (t - last) // DAY
-    others = 0.0
-    if s.complaints or s.cdays:
-        open_w, recent_w = complaint_weights(s, t, c)
-        others = c.w_complaints * min(1.0, open_w + recent_w)
-    if survey_is_poor(s, t, c):
-        others = 1.0 - (1.0 - others) * (1.0 - c.w_surveys)
-    base = others
-    eng = engagement_component(s, t, c) if engagement else 0.0
-    return ChurnCore(m, add_engagement(base, eng, c), days, 0.0, base, eng)
+    return ChurnCore(tp, add_engagement(base, eng, c), days, half, base, eng)
 
 
 def churn_score(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int]:
@@ -278,24 +341,20 @@ def churn_score(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, int
 
 
 def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str, str]]:
-    """Each non-zero component as {code, message}, largest weighted contribution first."""
+    """Each non-zero part as {code, message}, largest weighted part first (the noisy-OR
+    ranks parts as their weighted values do; ties keep a fixed order)."""
     p = churn_parts(s, t, c)
     found: list[tuple[float, int, str, str]] = []
+    if p.silence > 0:
+        n = s.live_orders
+        days = p.recency_days
+        ago = "today" if days == 0 else f"{days} day{'' if days == 1 else 's'} ago"
+        orders = "1 order" if n == 1 else f"{n} orders"
+        found.append((c.w_recency * p.silence, 0, "recency", f"Last order {ago}, {orders} in all"))
     if c.model is not None:
-        # Ranked by the share of the log-survival, -ln(1 - w c): the same order as w c.
         reason = model_reason(s, t, c)
         if reason is not None:
             found.append(reason)
-    elif p.recency > 0:
-        found.append(
-            (
-                c.w_recency * p.recency,
-                0,
-                "overdue",
-                f"No order for {p.recency_days} days, {p.recency_days / p.cadence_days:.1f}x "
-                f"this customer's usual gap of {p.cadence_days:.0f} days",
-            )
-        )
     if p.complaints > 0:
         w = c.w_complaints * p.complaints
         open_n = sum(1 for r in s.complaints.values() if is_open(r))
@@ -305,38 +364,38 @@ def churn_reasons(s: CustomerState, t: int, c: CompiledPolicy) -> list[dict[str,
             found.append(
                 (
                     w,
-                    1,
+                    2,
                     "open_complaints",
                     f"{open_n} open complaint(s), the worst of {sev} severity",
                 )
             )
         if p.recent_weight > 0:
             lo = t // DAY - c.complaint_days
-            n = sum(sum(b) for d, b in s.cdays.items() if d > lo)
+            n_recent = sum(sum(b) for d, b in s.cdays.items() if d > lo)
             found.append(
                 (
                     w,
-                    2,
+                    3,
                     "recent_complaints",
-                    f"{n} complaint(s) opened in the last {c.complaint_days} days",
+                    f"{n_recent} complaint(s) opened in the last {c.complaint_days} days",
                 )
             )
     if p.surveys > 0 and s.survey is not None:
         w = c.w_surveys * p.surveys
+        nps, csat, ces = survey_answers(s)
         detractor, low_csat, effort = poor_survey(s, t, c)
-        _, nps, csat, ces = s.survey
         if detractor:
-            found.append((w, 3, "nps_detractor", f"Latest NPS answer is {nps} (a detractor)"))
+            found.append((w, 4, "nps_detractor", f"Latest NPS answer is {nps} (a detractor)"))
         if low_csat:
-            found.append((w, 4, "low_csat", f"Latest satisfaction (CSAT) answer is {csat} of 5"))
+            found.append((w, 5, "low_csat", f"Latest satisfaction (CSAT) answer is {csat} of 5"))
         if effort:
-            found.append((w, 5, "high_effort", f"Latest effort (CES) answer is {ces} of 7"))
+            found.append((w, 6, "high_effort", f"Latest effort (CES) answer is {ces} of 7"))
     if p.engagement > 0:
         recent, earlier = engagement_counts(s, t, c)
         found.append(
             (
-                c.w_engagement * p.engagement,
-                6,
+                c.w_engagement * p.engagement * p.engagement,
+                7,
                 "falling_engagement",
                 f"{recent} interactions in the last {c.intent_half_days} days against "
                 f"{earlier} in the {c.intent_days - c.intent_half_days} days before",
@@ -366,4 +425,4 @@ def model_reason(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[float, in
         code, msg = "model_not_alive", f"{p_alive}: {history}; {p_quiet}"
     else:
         code, msg = "model_quiet", f"{p_quiet}: {history}; {p_alive}"
-    return c.w_model * m, 0, code, f"{msg} (model {c.model_version})"
+    return c.w_model * m, 1, code, f"{msg} (model {c.model_version})"

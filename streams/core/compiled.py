@@ -32,11 +32,11 @@ class CompiledPolicy:
         "band_names",
         "band_rank",
         "base",
-        "cadence_default_days",
-        "cadence_min_days",
         "ces_high_min",
         "churned_s",
         "complaint_days",
+        "complaint_half",
+        "complaint_steepness",
         "cooldown_s",
         "csat_low_max",
         "dedup_max",
@@ -44,6 +44,7 @@ class CompiledPolicy:
         "f_min",
         "full_price_max_discount",
         "grace_s",
+        "half_days",
         "intent_days",
         "intent_half_days",
         "lateness_s",
@@ -63,8 +64,8 @@ class CompiledPolicy:
         "new_s",
         "nps_detractor_max",
         "open_weights",
-        "overdue_full",
-        "overdue_start",
+        "orders_exponent",
+        "prior_days",
         "r_max_days",
         "rates",
         "reactivated_s",
@@ -130,11 +131,12 @@ class CompiledPolicy:
     band_names: tuple[str, ...]
     band_rank: dict[str, int]
     band_mins: tuple[float, ...]
-    cadence_default_days: float
-    cadence_min_days: float
-    overdue_start: float
-    overdue_full: float
+    half_days: float
+    prior_days: float
+    orders_exponent: float
     complaint_days: int
+    complaint_half: float
+    complaint_steepness: float
     open_weights: tuple[float, float, float]
     recent_weights: tuple[float, float, float]
     survey_age_s: int
@@ -144,8 +146,8 @@ class CompiledPolicy:
     engagement_min_baseline: int
     max_orders: int
     max_complaints: int
-    # The churn model (None: the heuristic's weighted sum, as in default-1) and what its
-    # per-event signal reads, unpacked: BG/NBD r, alpha (days), a, b.
+    # The churn model (None: no model part) and what its per-event signal reads,
+    # unpacked: BG/NBD r, alpha (days), a, b.
     model: Model | None
     model_version: str
     model_p_alive: bool  # signal 1 - P(alive) instead of P(no order in 90 days)
@@ -217,10 +219,11 @@ def compile_policy(p: Policy) -> CompiledPolicy:
     c.cooldown_s = ch.cooldown_hours * HOUR
     c.w_recency, c.w_complaints = ch.weights.recency, ch.weights.complaints
     c.w_surveys, c.w_engagement = ch.weights.surveys, ch.weights.engagement
-    c.cadence_default_days = ch.recency.default_cadence_days
-    c.cadence_min_days = ch.recency.min_cadence_days
-    c.overdue_start, c.overdue_full = ch.recency.overdue_start, ch.recency.overdue_full
+    c.half_days, c.prior_days = ch.recency.half_days, ch.recency.prior_days
+    c.orders_exponent = ch.recency.orders_exponent
     c.complaint_days = ch.complaints.window_days
+    c.complaint_half = ch.complaints.half_weight
+    c.complaint_steepness = ch.complaints.steepness
     ow, rw = ch.complaints.open_weights, ch.complaints.recent_weights
     c.open_weights = (ow.low, ow.medium, ow.high)
     c.recent_weights = (rw.low, rw.medium, rw.high)

@@ -19,6 +19,7 @@ from streams.core.state import (
     I_INQUIRY,
     I_SITE_STORE,
     I_VISIT,
+    NO_TS,
     CustomerState,
     first_day,
 )
@@ -172,8 +173,11 @@ def _full_price_in_window(s: CustomerState, c: CompiledPolicy) -> bool:
 
 def complaints_due(s: CustomerState, c: CompiledPolicy) -> int | None:
     cands = [(day + c.complaint_days) * DAY for day in s.cdays]
-    if s.survey is not None:
-        cands.append(int(s.survey[0]) + c.survey_age_s + 1)  # [0] is the int answer time
+    sv = s.survey
+    if sv is not None:  # each metric's answer ages out on its own ([0], [2], [4]: int times)
+        for i in (0, 2, 4):
+            if sv[i] != NO_TS:
+                cands.append(int(sv[i]) + c.survey_age_s + 1)
     return _first_after(s.as_of, cands)
 
 

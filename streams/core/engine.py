@@ -227,6 +227,7 @@ def output_events(
             o["snapshot"] = snapshot
         elif tr.type == CHURN_RISK_CHANGED:
             o["score"], o["band"], o["previous_band"] = tr.score, tr.current, tr.previous
+            o["band_before"] = tr.before
             o["alert"] = tr.extra
             o["reasons"] = reasons
         elif tr.type == TIER_WARNING:
@@ -341,8 +342,9 @@ def apply(
             order_id = event["order_id"]
             discount = event.get("discount") or 0
             paid = amount + discount
-            full_price = okind == PLACED and (
-                paid <= 0 or discount / paid <= c.full_price_max_discount
+            # A free order (amount 0) shows no tolerance for the price, whatever its discount.
+            full_price = (
+                okind == PLACED and amount > 0 and discount / paid <= c.full_price_max_discount
             )
         elif etype in _INTERACTION_SLOTS:
             slot = _INTERACTION_SLOTS[etype]

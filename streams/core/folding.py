@@ -313,10 +313,25 @@ def drop_days_through(idays: dict[int, tuple[int, ...]], lo: int) -> None:
 def fold_survey(
     s: CustomerState, ts: int, nps: int | float, csat: int | float, ces: int | float
 ) -> None:
-    """Keep the latest answer (ties broken by value, so the fold commutes); -1 = absent."""
-    new: list[int | float] = [ts, nps, csat, ces]
-    if s.survey is None or new > s.survey:
-        s.survey = new
+    """Keep each metric's latest answer on its own (ties broken by value, so the fold
+    commutes); -1 = absent, and an absent metric leaves that metric's answer as it was.
+
+    >>> from streams.core.state import new_state
+    >>> s = new_state("c-1")
+    >>> fold_survey(s, 10, 2, -1, -1)
+    >>> fold_survey(s, 20, -1, 5, -1)  # a later CSAT-only answer keeps the NPS
+    >>> fold_survey(s, 30, -1, -1, -1)  # an answer without scores changes nothing
+    >>> s.survey == [10, 2, 20, 5, NO_TS, -1]
+    True
+    """
+    if nps == -1 and csat == -1 and ces == -1:
+        return
+    sv = s.survey
+    if sv is None:
+        sv = s.survey = [NO_TS, -1, NO_TS, -1, NO_TS, -1]
+    for i, value in ((0, nps), (2, csat), (4, ces)):
+        if value != -1 and (ts > sv[i] or (ts == sv[i] and value > sv[i + 1])):
+            sv[i], sv[i + 1] = ts, value
 
 
 def move_to(s: CustomerState, t: int) -> None:

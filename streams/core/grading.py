@@ -28,8 +28,9 @@ event, recency has moved to R3 and the customer is silent:
 (100, 'R3F1M2', 'silent')
 >>> s.as_of == 1704888000  # grade() looked ahead on a copy
 True
->>> next_due(s, p) - s.as_of  # the "new" stage ends 30 days and 1 second after the order
-2592001
+>>> next_due(s, p) - s.as_of  # silence may lift churn to medium after 5 days (at the
+... #                             worst engagement: a lower bound)
+432000
 """
 
 from __future__ import annotations

@@ -22,32 +22,76 @@ from streams.core.state import (
 )
 
 
-def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool, bool]:
-    """(NPS detractor, low CSAT, high effort) of the latest answer, if recent enough."""
+def survey_answers(s: CustomerState) -> tuple[int | float, int | float, int | float]:
+    """The latest (NPS, CSAT, CES) answers, each on its own (-1: never answered)."""
     sv = s.survey
-    if sv is None or t - sv[0] > c.survey_age_s:
+    if sv is None:
+        return -1, -1, -1
+    return sv[1], sv[3], sv[5]
+
+
+def poor_survey(s: CustomerState, t: int, c: CompiledPolicy) -> tuple[bool, bool, bool]:
+    """(NPS detractor, low CSAT, high effort): each metric's latest answer, if recent
+    enough, judged on its own (an answer without that metric leaves it as it was)."""
+    sv = s.survey
+    if sv is None:
         return False, False, False
-    _, nps, csat, ces = sv
+    age = c.survey_age_s
+    nps, csat, ces = sv[1], sv[3], sv[5]
     return (
-        0 <= nps <= c.nps_detractor_max,
-        0 < csat <= c.csat_low_max,
-        ces >= c.ces_high_min,
+        0 <= nps <= c.nps_detractor_max and t - sv[0] <= age,
+        0 < csat <= c.csat_low_max and t - sv[2] <= age,
+        ces >= c.ces_high_min and t - sv[4] <= age,
     )
 
 
 def survey_is_poor(s: CustomerState, t: int, c: CompiledPolicy) -> bool:
     """``any(poor_survey(s, t, c))`` without the generic any() call over a boxed tuple (a
-    per-event cost in churn_core): mypyc returns the three flags unboxed.
+    per-event cost): mypyc returns the three flags unboxed.
 
     >>> from streams.core.policy import load_policy
     >>> from streams.core.state import new_state
     >>> s, c = new_state("c-1"), load_policy().compiled
-    >>> s.survey = [0, 9, 4, 7]  # a promoter, satisfied, but a hard effort
+    >>> s.survey = [0, 9, 0, 4, 0, 7]  # a promoter, satisfied, but a hard effort
     >>> survey_is_poor(s, 0, c), any(poor_survey(s, 0, c)), survey_is_poor(s, 10**9, c)
     (True, True, False)
     """
     detractor, low_csat, high_effort = poor_survey(s, t, c)
     return detractor or low_csat or high_effort
+
+
+def survey_component(s: CustomerState, t: int, c: CompiledPolicy) -> float:
+    """How poor the latest answers are, in [0, 1]: each poor metric by the square of how
+    far into its poor range it is (NPS 0, CSAT 1 and CES 7 are the worst: 1; the mildest
+    poor answer counts little), combined as a noisy-OR, so a further poor metric raises it.
+
+    >>> from streams.core.policy import load_policy
+    >>> from streams.core.state import new_state
+    >>> s, c = new_state("c-1"), load_policy().compiled
+    >>> s.survey = [0, 6, 0, -1, 0, -1]  # the mildest detractor
+    >>> round(survey_component(s, 0, c), 4)
+    0.0204
+    >>> s.survey = [0, 0, 0, 1, 0, -1]  # NPS 0 and CSAT 1
+    >>> survey_component(s, 0, c)
+    1.0
+    """
+    detractor, low_csat, high_effort = poor_survey(s, t, c)
+    if not (detractor or low_csat or high_effort):
+        return 0.0
+    sv = s.survey
+    assert sv is not None
+    good = 1.0
+    if detractor:
+        worst = c.nps_detractor_max + 1
+        b = (worst - sv[1]) / worst
+        good *= 1.0 - b * b
+    if low_csat:
+        b = (c.csat_low_max + 1 - sv[3]) / c.csat_low_max
+        good *= 1.0 - b * b
+    if high_effort:
+        b = (sv[5] - c.ces_high_min + 1) / (8 - c.ces_high_min)
+        good *= 1.0 - b * b
+    return 1.0 - good
 
 
 class Intent(NamedTuple):

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from streams.core.compiled import CompiledPolicy, compile_policy
 from streams.core.errors import PolicyError
-from streams.models.model import Model, ModelError, load_model
+from streams.models.model import Model, ModelError
+from streams.models.unfitted import Unfitted, load_model_file
 
 __all__ = ["Policy", "default_policy", "load_policy", "policy_from_dict"]
 
@@ -42,7 +43,8 @@ MAX_HOURS = 24 * 366  # a year: lateness, alert cooldown
 MAX_MONEY = 10**12  # base-currency units; one order is at most 1e9 (schemas/orders.json)
 MAX_COUNT = 1_000_000  # orders, visits, calls, interactions
 MAX_RATE = 10**9  # base-currency units per unit of another currency
-MAX_MULTIPLE = 100  # how overdue, in multiples of the customer's cadence
+MAX_EXPONENT = 2  # how much past orders lengthen the silence a customer is given
+MAX_STEEPNESS = 16  # of the complaints component's rise
 MAX_BINS = 98  # per RFM axis: scores run 1..99 (customer-grades.json, score)
 
 
@@ -195,6 +197,7 @@ class ValueClass(_Model):
 
 
 class ChurnWeights(_Model):
+    # Each part alone gives at most its weight: the parts combine as 1 - prod(1 - w c).
     recency: float = Field(ge=0, le=1)
     complaints: float = Field(ge=0, le=1)
     surveys: float = Field(ge=0, le=1)
@@ -207,22 +210,14 @@ class Band(_Model):
 
 
 class ChurnRecency(_Model):
-    default_cadence_days: float = Field(gt=0, le=MAX_DAYS)
-    min_cadence_days: float = Field(gt=0, le=MAX_DAYS)
-    overdue_start: float = Field(ge=0, le=MAX_MULTIPLE)
-    overdue_full: float = Field(gt=0, le=MAX_MULTIPLE)
-
-    @model_validator(mode="after")
-    def _check(self) -> ChurnRecency:
-        if self.overdue_full <= self.overdue_start:
-            raise _fail(
-                "overdue_full", f"must be greater than overdue_start ({self.overdue_start})"
-            )
-        return self
+    # The silence component: (days + prior) / (days + prior + (half + prior) * orders^k).
+    half_days: float = Field(gt=0, le=MAX_DAYS)
+    prior_days: float = Field(ge=0, le=MAX_DAYS)
+    orders_exponent: float = Field(ge=0, le=MAX_EXPONENT)
 
 
 class SeverityWeights(_Model):
-    # The complaints component is min(1, sum of weights): a weight above 1 means nothing more.
+    # Summed over open and recent complaints into the complaints component.
     low: float = Field(ge=0, le=1)
     medium: float = Field(ge=0, le=1)
     high: float = Field(ge=0, le=1)
@@ -230,6 +225,9 @@ class SeverityWeights(_Model):
 
 class ChurnComplaints(_Model):
     window_days: int = Field(ge=1, le=MAX_DAYS)
+    # The component: w^s / (w^s + half^s) of the summed severity weights w.
+    half_weight: float = Field(ge=0.01, le=MAX_COUNT)
+    steepness: float = Field(ge=1, le=MAX_STEEPNESS)
     open_weights: SeverityWeights
     recent_weights: SeverityWeights
 
@@ -246,8 +244,8 @@ class ChurnEngagement(_Model):
 
 
 class ChurnModel(_Model):
-    """A fitted BG/NBD + Gamma-Gamma model (MODEL.json, `gradestream fit`) as the churn
-    score's time signal, in place of the recency-vs-cadence component (docs/models.md)."""
+    """A fitted BG/NBD + Gamma-Gamma model (MODEL.json, `gradestream fit`) whose signal
+    joins the churn score as a part of its own, beside silence (docs/models.md)."""
 
     # Relative to the policy file's folder, or absolute; read and validated with the policy.
     path: str = Field(min_length=1, max_length=4096)
@@ -269,14 +267,6 @@ class Churn(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Churn:
-        w = self.weights
-        total = w.recency + w.complaints + w.surveys + w.engagement
-        # With a model the parts combine as a noisy-OR, which stays in [0, 1] whatever the
-        # weights: the sum rule is the weighted sum's, and weights.recency is not used.
-        if self.model is None and abs(total - 1.0) > 1e-9:
-            raise _fail(
-                "weights.recency", f"the four weights must add up to 1 (they add up to {total})"
-            )
         if self.bands[0].min_score != 0:
             raise _fail("bands[0].min_score", "must be 0 so that every score has a band")
         _ascending("bands.min_score", [b.min_score for b in self.bands])
@@ -309,8 +299,10 @@ class Policy(_Model):
     churn: Churn
     limits: Limits
     # The model named by churn.model, loaded by `load_policy` / `policy_from_dict` (the
-    # only file I/O of the core); None without one.
+    # only file I/O of the core); None without one, or when its file says the fit had too
+    # little data (`unfitted` then says why: the model-free score is used meanwhile).
     _model: Model | None = PrivateAttr(default=None)
+    _unfitted: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -341,6 +333,12 @@ class Policy(_Model):
     def model(self) -> Model | None:
         """The churn model loaded with the policy (None without `[churn.model]`)."""
         return self._model
+
+    @property
+    def unfitted(self) -> str | None:
+        """Why `[churn.model]` names a file without parameters (None otherwise): the fit
+        had too little data, and the churn score is the model-free one until it has."""
+        return self._unfitted
 
     @property
     def version(self) -> str:
@@ -425,9 +423,16 @@ def policy_from_dict(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
-            model = load_model(path)
+            loaded = load_model_file(path)
         except ModelError as err:
             raise PolicyError(f"invalid policy: churn.model.path: {err}") from None
+        if isinstance(loaded, Unfitted):
+            # Too little data to fit: grade without the model part until a fit succeeds
+            # (the version is then the plain policy_version; a fitted model changes it,
+            # which re-grades every customer).
+            policy._unfitted = loaded.reason
+            return policy
+        model = loaded
     _attach(policy, model)
     return policy
 
@@ -469,7 +474,7 @@ def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file (TOML or YAML by suffix); None → the packaged default.
 
     >>> load_policy().policy_version
-    'default-1'
+    'default-2'
     """
     if path is None:
         text = resources.files("streams.policies").joinpath("default.toml").read_text("utf-8")

@@ -114,9 +114,10 @@ class CustomerState:
     complaints: dict[str, list[int]] = field(default_factory=dict)
     # Complaints opened: day -> [low, medium, high] inside the complaint window.
     cdays: dict[int, list[int]] = field(default_factory=dict)
-    # Latest survey answer: [answered_at, nps, csat, ces] (-1 = not answered) or None.
-    # The answers are kept as the event carried them: a JSON integer may come as 3.0 (the
-    # schema accepts it), and compiled code must neither refuse nor convert it.
+    # Each survey metric's latest answer, on its own: [nps_at, nps, csat_at, csat, ces_at,
+    # ces] (NO_TS, -1 = never answered), or None before any score. The answers are kept
+    # as the event carried them: a JSON integer may come as 3.0 (the schema accepts it),
+    # and compiled code must neither refuse nor convert it.
     survey: list[int | float] | None = None
     # Held grades and their hysteresis.
     # Tier and band by name ("" = the policy's lowest), so a new policy's ladder can't
@@ -183,6 +184,18 @@ def _unflat_idays(rows: list[list[int]]) -> dict[int, tuple[int, ...]]:
     return {r[0]: tuple(r[1:]) for r in sorted(rows)}
 
 
+def _survey(v: list[int | float] | None) -> list[int | float] | None:
+    """The per-metric survey list; states encoded with one answer for all three metrics,
+    [answered_at, nps, csat, ces], give each answered metric that time."""
+    if v is None or len(v) == 6:
+        return v
+    at = v[0]
+    out: list[int | float] = []
+    for value in v[1:]:
+        out += [at if value != -1 else NO_TS, value]
+    return out
+
+
 def encode(s: CustomerState) -> bytes:
     """Compact bytes: an orjson array of the fields in a fixed order (no field names)."""
     return orjson.dumps(
@@ -243,7 +256,7 @@ def decode(data: bytes) -> CustomerState:
         idays=_unflat_idays(v[14]),
         complaints=v[15],
         cdays=_unflat(v[16]),
-        survey=v[17],
+        survey=_survey(v[17]),
         tier=v[18],
         below_since=v[19],
         stage=v[20],

@@ -34,13 +34,18 @@ TIER_WARNING: Final = "tier_warning"
 class Transition(NamedTuple):
     """One held grade that changed, or a coming downgrade (TIER_WARNING: `previous` is
     the held tier, `current` the one it falls to): `extra` is the direction (tier) or
-    alert (churn)."""
+    alert (churn).
+
+    For churn, `previous` is the band of the customer's previous alert and `before` the
+    band the grade held just before this change (they differ when the band moved
+    without an alert in between)."""
 
     type: str
     previous: str
     current: str
     extra: str = ""
     score: float = 0.0
+    before: str = ""
 
 
 def settle_tier(
@@ -110,6 +115,7 @@ def settle_churn(
     score = score_of(p.recency, p.others, c)
     band = band_of(score, c)
     name = c.band_names[band]
+    before = s.band if s.band in c.band_rank else c.band_names[0]
     s.band = name
     wants = band >= c.alert_band
     if wants == s.alerted:
@@ -120,7 +126,8 @@ def settle_churn(
     s.alerted, s.alert_band, s.last_alert = wants, name, t
     exact = churn_core(s, t, c)  # the score the alert shows includes engagement
     score = score_of(exact.recency, exact.others, c)
-    return Transition(CHURN_RISK_CHANGED, prev, name, "raised" if wants else "cleared", score), p
+    alert = "raised" if wants else "cleared"
+    return Transition(CHURN_RISK_CHANGED, prev, name, alert, score, before), p
 
 
 def settle(

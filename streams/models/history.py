@@ -30,29 +30,41 @@ from typing import Any, Final
 
 import numpy as np
 import orjson
-from rich.console import Console, Group
-from rich.table import Table
 
 from streams.models import bgnbd, gamma_gamma
 from streams.models.bgnbd import FloatArray
 from streams.models.model import Model, ModelFit, model_version_for
 
 __all__ = [
+    "MIN_CUSTOMERS",
+    "MIN_REPEAT_CUSTOMERS",
     "FitError",
     "History",
     "Summary",
-    "fit_command",
+    "TooLittleData",
     "fit_history",
     "fit_summary",
     "read_history",
+    "rfc3339",
 ]
 
 DAY: Final = 86_400
 _ORDER_TYPES: Final = frozenset({"order_placed", "order_refunded", "order_cancelled"})
 
 
+# Below these, a fit says it has too little data rather than fit noise: BG/NBD learns
+# drop-out from repeat buyers, and Gamma-Gamma the spread of a customer's order values.
+MIN_CUSTOMERS: Final = 100  # customers with an order before the cut
+MIN_REPEAT_CUSTOMERS: Final = 20  # of them, with two orders or more and some spend
+
+
 class FitError(ValueError):
     """The history cannot give a usable model (too few customers, no convergence)."""
+
+
+class TooLittleData(FitError):
+    """Too few customers, or too few repeat customers, to fit: the policy should grade
+    with the model-free score meanwhile (`gradestream fit` writes an `Unfitted` file)."""
 
 
 def _epoch(text: Any) -> float | None:
@@ -262,19 +274,32 @@ def fit_summary(
     clv_horizon_days: float = 365.0,
     monthly_discount: float = 0.01,
     model_version: str | None = None,
+    min_customers: int = MIN_CUSTOMERS,
+    min_repeat: int = MIN_REPEAT_CUSTOMERS,
 ) -> Model:
-    """Fit BG/NBD on every customer and Gamma-Gamma on repeat customers with value > 0."""
-    if summary.x.size < 10:
-        raise FitError(f"{summary.x.size} customers with orders before the cut: too few to fit")
-    bg_params, bg_report = bgnbd.fit(summary.x, summary.t_x, summary.T)
+    """Fit BG/NBD on every customer and Gamma-Gamma on repeat customers with value > 0.
+
+    Raises `TooLittleData` below `min_customers` customers or `min_repeat` repeat
+    customers with spend (never fewer than 10 of either: the optimisers need some)."""
+    customers = int(summary.x.size)
+    if customers < max(10, min_customers):
+        raise TooLittleData(
+            f"{customers} customers with orders before the cut: too few to fit "
+            f"(at least {max(10, min_customers)})"
+        )
     # Gamma-Gamma learns the within-customer spread, which one order cannot show; a mean
     # of 0 (all refunded) has zero density under a Gamma, so those are left out too.
     repeat = (summary.n >= 2) & (summary.mean_value > 0)
-    if int(repeat.sum()) < 10:
-        raise FitError(f"{int(repeat.sum())} repeat customers with spend: too few to fit spend")
+    n_repeat = int(repeat.sum())
+    if n_repeat < max(10, min_repeat):
+        raise TooLittleData(
+            f"{n_repeat} repeat customers with spend: too few to fit "
+            f"(at least {max(10, min_repeat)})"
+        )
+    bg_params, bg_report = bgnbd.fit(summary.x, summary.t_x, summary.T)
     gg_params, gg_report = gamma_gamma.fit(summary.n[repeat], summary.mean_value[repeat])
     counts = dict(summary.counts)
-    counts["spend_customers"] = int(repeat.sum())
+    counts["spend_customers"] = n_repeat
     return Model(
         model_version=model_version or model_version_for(bg_params, gg_params),
         currency=currency,
@@ -285,7 +310,7 @@ def fit_summary(
         fit=ModelFit(
             bgnbd=bg_report,
             gamma_gamma=gg_report,
-            calibration_end=_rfc3339(summary.calibration_end),
+            calibration_end=rfc3339(summary.calibration_end),
             source=source,
             counts=counts,
         ),
@@ -301,6 +326,8 @@ def fit_history(
     clv_horizon_days: float = 365.0,
     monthly_discount: float = 0.01,
     model_version: str | None = None,
+    min_customers: int = MIN_CUSTOMERS,
+    min_repeat: int = MIN_REPEAT_CUSTOMERS,
 ) -> Model:
     """Read an order history and fit the model on orders before `calibration_end`.
 
@@ -324,89 +351,10 @@ def fit_history(
         clv_horizon_days=clv_horizon_days,
         monthly_discount=monthly_discount,
         model_version=model_version,
+        min_customers=min_customers,
+        min_repeat=min_repeat,
     )
 
 
-def fit_command(
-    history: Path,
-    out: Path,
-    calibration_end: datetime | str | float | None = None,
-    *,
-    rates: Mapping[str, float] | None = None,
-    base_currency: str = "USD",
-    clv_horizon_days: float = 365.0,
-    monthly_discount: float = 0.01,
-    model_version: str | None = None,
-    allow_unconverged: bool = False,
-    console: Console | None = None,
-) -> Model:
-    """`gradestream fit HISTORY.jsonl --out MODEL.json`: fit, print a report, write the model.
-
-    A fit that did not converge (or ended on a parameter bound) is not written unless
-    `allow_unconverged`: a model deployed into the stream should be one we trust. Raises
-    FitError (with the report already printed) or ValueError for a bad argument.
-    """
-    con = console or Console(stderr=True)
-    model = fit_history(
-        history,
-        calibration_end,
-        rates=rates,
-        base_currency=base_currency,
-        clv_horizon_days=clv_horizon_days,
-        monthly_discount=monthly_discount,
-        model_version=model_version,
-    )
-    con.print(report_table(model))
-    assert model.fit is not None  # fit_history always records how it fitted
-    failed = [
-        name
-        for name, rep in (("BG/NBD", model.fit.bgnbd), ("Gamma-Gamma", model.fit.gamma_gamma))
-        if not rep.converged
-    ]
-    if failed and not allow_unconverged:
-        raise FitError(f"{' and '.join(failed)} did not converge; {out} not written")
-    out.write_text(model.to_json(), encoding="utf-8")
-    con.print(f"wrote {out} (model_version {model.model_version})")
-    return model
-
-
-def report_table(model: Model) -> Group:
-    """Rich tables: the parameters with standard errors, how each fit went, the reading counts."""
-    fit = model.fit
-    params = Table(title=f"model {model.model_version}: parameters")
-    for name in ("model", "parameter", "estimate", "std. error"):
-        params.add_column(name, justify="left" if name in ("model", "parameter") else "right")
-    bg_se = fit.bgnbd.se if fit else {}
-    gg_se = fit.gamma_gamma.se if fit else {}
-    for name, value in zip(("r", "alpha", "a", "b"), model.bgnbd.as_tuple(), strict=True):
-        unit = " (days)" if name == "alpha" else ""
-        params.add_row("BG/NBD", name + unit, f"{value:.4g}", _se(bg_se.get(name)))
-    for name, value in zip(("p", "q", "v"), model.gamma_gamma.as_tuple(), strict=True):
-        unit = f" ({model.currency})" if name == "v" else ""
-        params.add_row("Gamma-Gamma", name + unit, f"{value:.4g}", _se(gg_se.get(name)))
-    if fit is None:
-        return Group(params)
-    fits = Table(title=f"fit (orders before {fit.calibration_end})")
-    for name in ("model", "log-likelihood", "customers", "converged", "iterations"):
-        fits.add_column(name, justify="left" if name == "model" else "right")
-    for label, rep in (("BG/NBD", fit.bgnbd), ("Gamma-Gamma", fit.gamma_gamma)):
-        state = "yes" if rep.converged else "[red]NO[/red]"
-        if rep.at_bound:
-            state += f" (at bound: {', '.join(rep.at_bound)})"
-        fits.add_row(
-            label, f"{rep.log_likelihood:.2f}", str(rep.n_customers), state, str(rep.iterations)
-        )
-    counts = Table(title=f"history {fit.source}")
-    counts.add_column("count")
-    counts.add_column("value", justify="right")
-    for key in sorted(fit.counts):
-        counts.add_row(key, str(fit.counts[key]))
-    return Group(params, fits, counts)
-
-
-def _se(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
-
-
-def _rfc3339(epoch: float) -> str:
+def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")

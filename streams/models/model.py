@@ -221,7 +221,8 @@ class Model:
 
 
 def load_model(path: str | Path) -> Model:
-    """Read and validate MODEL.json; ModelError names the file and the bad key."""
+    """Read and validate a fitted MODEL.json; ModelError names the file and the bad key.
+    (`streams.models.unfitted.load_model_file` also reads a file without parameters.)"""
     try:
         text = Path(path).read_bytes()
     except OSError as exc:

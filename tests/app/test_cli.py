@@ -30,15 +30,13 @@ def test_policy_check_refuses_an_infinite_threshold_naming_the_key(tmp_path: Pat
     assert "tiers.ladder[3].min_spend: Input should be a finite number" in result.output
 
 
-def test_policy_check_refuses_an_infinite_cadence(tmp_path: Path) -> None:
-    policy = tmp_path / "cadence-inf.toml"
-    text = _default_policy_text().replace(
-        "default_cadence_days = 60.0", "default_cadence_days = inf"
-    )
+def test_policy_check_refuses_an_infinite_silence_scale(tmp_path: Path) -> None:
+    policy = tmp_path / "half-days-inf.toml"
+    text = _default_policy_text().replace("half_days = 60.0", "half_days = inf")
     policy.write_text(text)
     result = CliRunner().invoke(app, ["policy", "check", str(policy)], env={"COLUMNS": "250"})
     assert result.exit_code == 2
-    assert "churn.recency.default_cadence_days: Input should be a finite number" in result.output
+    assert "churn.recency.half_days: Input should be a finite number" in result.output
 
 
 # -- simulate --kafka: the worker's settings name the topics (issue 16) ----------------------

@@ -77,6 +77,19 @@ def test_discounted_order_is_not_price_tolerance(policy: Policy) -> None:
     assert got.grade == "B"
 
 
+@pytest.mark.parametrize("discount", [None, 0, 10])
+def test_a_free_order_is_not_price_tolerance(policy: Policy, discount: float | None) -> None:
+    # The spend comes from a discounted order; a zero-amount order must not stand in for
+    # the full-price one (it turned this intent grade B into A).
+    events = _all_indicators()
+    events[0] = order("o1", T0, 1500, discount=500)
+    events.append(order("o2", T0 + 4 * DAY, 0, discount=discount))
+    s, _ = run(events, policy)
+    got = intent(s, s.as_of, policy.compiled)
+    assert got.indicators[4] is False
+    assert got.grade == "B"
+
+
 def test_open_billing_complaint_takes_ability_away(policy: Policy) -> None:
     s, _ = run(
         [

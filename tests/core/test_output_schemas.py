@@ -41,6 +41,11 @@ def test_a_busy_life_validates(policy: Policy) -> None:
             interaction("e2", T0 + DAY, "survey_response", nps=3, csat=1, ces=6),
             complaint("e3", T0 + 2 * DAY, "complaint_opened", "K", "high", "billing"),
             complaint("e4", T0 + 3 * DAY, "complaint_escalated", "K", "high", "billing"),
+            # Enough severe complaints to raise a churn alert.
+            *[
+                complaint(f"k{i}", T0 + 3 * DAY, "complaint_opened", f"K{i}", "high")
+                for i in range(5)
+            ],
             order("e5", T0 + 4 * DAY, 90_000, oid="B"),
             order("e6", T0 + 5 * DAY, 90_000, oid="B", kind="order_cancelled"),
             *[interaction(f"i{i}", T0 + i * DAY, "page_view") for i in range(6, 30)],

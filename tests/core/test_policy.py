@@ -33,7 +33,7 @@ def _set(doc: dict[str, Any], path: list[str | int], value: Any) -> dict[str, An
 
 def test_default_policy_loads() -> None:
     p = load_policy(None)
-    assert p.policy_version == "default-1"
+    assert p.policy_version == "default-2"
     assert p.currency.base == "USD"
     assert p.rfm.window_days == 365
     assert [r.name for r in p.tiers.ladder] == ["potential", "regular", "silver", "gold"]
@@ -85,7 +85,6 @@ def test_policy_is_frozen() -> None:
         ),
         (["tiers", "ladder", 0, "min_orders"], 1, "tiers.ladder[0]: the first rung is the floor"),
         (["churn", "alert_band"], "severe", "churn.alert_band: 'severe' is not one of the bands"),
-        (["churn", "weights", "recency"], 0.9, "churn.weights.recency: the four weights"),
         (["churn", "bands", 2, "min_score"], 0.2, "churn.bands.min_score[2]: must be greater"),
         (["currency", "rates", "eur"], 1.1, "currency.rates.eur: must be an ISO 4217 code"),
         (["currency", "rates", "EUR"], 0, "currency.rates.EUR: Input should be greater than 0"),
@@ -166,7 +165,7 @@ def test_compiled_is_built_once() -> None:
 # -- hostile numbers (issue 16): finite and within a sane range, or refused naming the key --
 
 GOLD_MIN_SPEND = ["tiers", "ladder", 3, "min_spend"]
-CADENCE = ["churn", "recency", "default_cadence_days"]
+HALF_DAYS = ["churn", "recency", "half_days"]
 
 
 def _refused(path: list[str | int], value: Any) -> str:
@@ -180,8 +179,9 @@ def _refused(path: list[str | int], value: Any) -> str:
     "path",
     [
         GOLD_MIN_SPEND,
-        CADENCE,
-        ["churn", "recency", "overdue_full"],
+        HALF_DAYS,
+        ["churn", "recency", "orders_exponent"],
+        ["churn", "complaints", "half_weight"],
         ["churn", "weights", "recency"],
         ["churn", "complaints", "open_weights", "high"],
         ["rfm", "monetary_unit"],
@@ -203,8 +203,8 @@ def test_inf_in_a_toml_file_is_refused_naming_the_key(tmp_path: Path) -> None:
     text = resources.files("streams.policies").joinpath("default.toml").read_text("utf-8")
     for old, new, key in [
         ("min_spend = 80000.0", "min_spend = inf", "tiers.ladder[3].min_spend"),
-        ("default_cadence_days = 60.0", "default_cadence_days = inf", "churn.recency.default_"),
-        ("default_cadence_days = 60.0", "default_cadence_days = nan", "churn.recency.default_"),
+        ("half_days = 60.0", "half_days = inf", "churn.recency.half_days"),
+        ("half_days = 60.0", "half_days = nan", "churn.recency.half_days"),
         ("a_min_spend = 20000.0", "a_min_spend = -inf", "value_class.a_min_spend"),
     ]:
         assert old in text
@@ -218,9 +218,10 @@ def test_inf_in_a_toml_file_is_refused_naming_the_key(tmp_path: Path) -> None:
     ("path", "value"),
     [
         # Days: at most ten years.
-        (CADENCE, 3661.0),
-        (CADENCE, 1e300),
-        (["churn", "recency", "min_cadence_days"], 0),
+        (HALF_DAYS, 3661.0),
+        (HALF_DAYS, 1e300),
+        (HALF_DAYS, 0),
+        (["churn", "recency", "prior_days"], -1.0),
         (["lifecycle", "churned_days"], 100_000),
         (["lifecycle", "new_days"], -1),
         (["rfm", "window_days"], -365),
@@ -258,9 +259,12 @@ def test_inf_in_a_toml_file_is_refused_naming_the_key(tmp_path: Path) -> None:
         (["rfm", "frequency_min_orders"], [3, 6, 10**9]),
         (["intent", "min_inbound_calls"], 0),
         (["churn", "engagement", "min_baseline"], 10**9),
-        # Multiples of the cadence: at most 100.
-        (["churn", "recency", "overdue_full"], 1e6),
-        (["churn", "recency", "overdue_start"], -1.0),
+        # Shapes: exponents and the complaints' half weight, bounded.
+        (["churn", "recency", "orders_exponent"], 3.0),
+        (["churn", "recency", "orders_exponent"], -0.5),
+        (["churn", "complaints", "steepness"], 0.5),
+        (["churn", "complaints", "steepness"], 100.0),
+        (["churn", "complaints", "half_weight"], 0),
         # Bins per RFM axis: scores stay within the output schema's 1..99.
         (["rfm", "recency_max_days"], list(range(1, 200))),
     ],

@@ -19,17 +19,36 @@ from streams.core.churn import churn_score
 from streams.core.engine import advance, apply, new_state, revision, snapshot
 from streams.core.grading import grade
 from streams.core.lifecycle import lifecycle, stage_name
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.state import encode
 from tests.core.builders import DAY, T0, Event, complaint, interaction, order
 from tests.core.models import model_policy
 
 POLICY = load_policy()
-# The default, and the same rules with a churn model in place of recency.
+
+
+def _heavy() -> Policy:
+    """The default with complaints, surveys and engagement weighing a lot: the parts that
+    move the band between the silence's days (walks over midnights, held alerts)."""
+    doc = POLICY.model_dump()
+    doc["churn"]["weights"].update(complaints=0.6, surveys=0.5, engagement=0.5)
+    doc["churn"]["complaints"]["half_weight"] = 0.5
+    return policy_from_dict(doc)
+
+
+# The default, and the same rules with a churn model's part.
 POLICIES = pytest.mark.parametrize(
     "policy",
     [POLICY, model_policy(), model_policy(signal="p_alive")],
     ids=["default", "model-p_no_order", "model-p_alive"],
+)
+# For the due times, also heavier other parts. (Not for reordering: when one answer alone
+# alerts, the order of two answers decides whether a transient alert and its cooldown
+# happened, which held alerts are meant to remember.)
+DUE_POLICIES = pytest.mark.parametrize(
+    "policy",
+    [POLICY, model_policy(), model_policy(signal="p_alive"), _heavy()],
+    ids=["default", "model-p_no_order", "model-p_alive", "heavy-others"],
 )
 SPAN = 6 * DAY  # inside the 7-day lateness bound
 INTERACTIONS = [
@@ -134,7 +153,7 @@ def test_same_input_gives_byte_identical_outputs(evs: list[Event]) -> None:
     assert once() == once()
 
 
-@POLICIES
+@DUE_POLICIES
 @settings(max_examples=60, deadline=None)
 @given(st.lists(events(span=200 * DAY), min_size=1, max_size=40))
 def test_outputs_do_not_depend_on_sweep_timing(policy: Policy, evs: list[Event]) -> None:
@@ -186,7 +205,7 @@ def test_grading_never_reads_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> 
     assert grade(s, T0 + 1000 * DAY, POLICY)["lifecycle"] == "churned"
 
 
-@POLICIES
+@DUE_POLICIES
 @settings(max_examples=300, deadline=None)
 @given(st.lists(events(span=200 * DAY), min_size=1, max_size=40), st.integers(1, 400))
 def test_due_times_never_miss_a_change(policy: Policy, evs: list[Event], days_after: int) -> None:
@@ -239,7 +258,7 @@ def _with_sweeps(
     return s, out, sweeps
 
 
-@POLICIES
+@DUE_POLICIES
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(events(span=300 * DAY), st.floats(-1, 1)), min_size=1, max_size=40),
@@ -320,7 +339,7 @@ def engaged_customer(draw: st.DrawFn) -> list[Event]:
     return sorted(evs, key=lambda e: str(e["occurred_at"]))
 
 
-@POLICIES
+@DUE_POLICIES
 @settings(max_examples=300, deadline=None)
 @given(engaged_customer(), st.integers(1, 300), st.integers(1, 6 * DAY))
 def test_due_times_never_miss_an_intent_or_band_change(
@@ -349,7 +368,7 @@ def _looked_at(s: Any, t: int, policy: Policy) -> dict[str, Any]:
     return snapshot(copy, policy)
 
 
-@POLICIES
+@DUE_POLICIES
 @settings(max_examples=300, deadline=None)
 @given(engaged_customer())
 def test_the_due_apply_keeps_covers_the_intent_grade_fall(policy: Policy, evs: list[Event]) -> None:

@@ -99,3 +99,14 @@ def test_interaction_days_stay_in_day_order(policy: Policy) -> None:
     rows = orjson.loads(encode(s))
     rows[14].reverse()
     assert list(decode(orjson.dumps(rows)).idays) == sorted(s.idays)
+
+
+def test_a_survey_kept_as_one_answer_decodes_per_metric(policy: Policy) -> None:
+    # States encoded when the latest answer was kept whole, [answered_at, nps, csat, ces],
+    # decode with each answered metric at that time (and an unanswered one absent).
+    s, _ = run([interaction("s1", T0, "survey_response", nps=2, csat=4)], policy)
+    v = orjson.loads(encode(s))
+    v[17] = [T0, 2, 4, -1]
+    old = decode(orjson.dumps(v))
+    assert old.survey == s.survey == [T0, 2, T0, 4, -(1 << 62), -1]
+    assert snapshot(old, policy) == snapshot(s, policy)

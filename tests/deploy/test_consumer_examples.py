@@ -80,7 +80,7 @@ def _grade(customer_id: str, score: float, band: str, tier: str) -> dict[str, An
     grade["churn"] = {
         "score": score,
         "band": band,
-        "reasons": [] if band == "low" else [{"code": "overdue", "message": "overdue"}],
+        "reasons": [] if band == "low" else [{"code": "recency", "message": "Last order"}],
     }
     validate_output("customer-grades", grade)
     return grade
@@ -105,7 +105,7 @@ async def test_retention_tool_reads_the_at_risk_set(redis_url: str) -> None:
         assert [line["customer_id"] for line in lines] == ["c-critical", "c-high", "c-medium"]
         assert lines[0]["band"] == "critical"
         assert lines[0]["tier"] == "silver"
-        assert lines[0]["reasons"] == ["overdue"]
+        assert lines[0]["reasons"] == ["recency"]
         top = await _run("at_risk_report.py", "--redis-url", redis_url, "--prefix", prefix)
         assert [line["customer_id"] for line in top] == ["c-critical", "c-high"]
     finally:

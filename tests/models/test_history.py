@@ -12,15 +12,16 @@ from rich.console import Console
 
 from streams.models import bgnbd
 from streams.models.bgnbd import FitReport
+from streams.models.fitting import fit_command, history_summary
 from streams.models.history import (
     FitError,
-    fit_command,
+    TooLittleData,
     fit_history,
     read_history,
     summarize,
     to_epoch,
 )
-from streams.models.model import load_model, score
+from streams.models.model import Model, load_model, score
 from streams.simulate import SimConfig, generate, write_jsonl
 
 _seq = iter(range(1_000_000))
@@ -137,9 +138,11 @@ def test_fit_command_writes_the_model_and_prints_a_report(simulated: Path, tmp_p
     out = tmp_path / "MODEL.json"
     buf = io.StringIO()
     console = Console(file=buf, width=120, color_system=None)
-    model = fit_command(
-        simulated, out, "2024-10-01T00:00:00Z", rates={"EUR": 1.08, "GBP": 1.27}, console=console
-    )
+    summary = history_summary(simulated, "2024-10-01T00:00:00Z", rates={"EUR": 1.08, "GBP": 1.27})
+    outcome = fit_command(summary, out, source=simulated.name, console=console)
+    model = outcome.model
+    assert outcome.action == "written"
+    assert isinstance(model, Model)
     assert load_model(out) == model
     assert model.fit is not None
     assert model.fit.calibration_end == "2024-10-01T00:00:00Z"
@@ -162,10 +165,11 @@ def test_fit_command_does_not_write_an_unconverged_model(
     monkeypatch.setattr(bgnbd, "fit", failing)
     out = tmp_path / "MODEL.json"
     quiet = Console(file=io.StringIO())
+    summary = history_summary(simulated)
     with pytest.raises(FitError, match="BG/NBD did not converge"):
-        fit_command(simulated, out, console=quiet)
+        fit_command(summary, out, source="h", console=quiet)
     assert not out.exists()
-    fit_command(simulated, out, allow_unconverged=True, console=quiet)
+    fit_command(summary, out, source="h", allow_unconverged=True, console=quiet)
     assert out.exists()
 
 
@@ -173,7 +177,7 @@ def test_too_little_history_is_refused(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "h.jsonl", [_order("order_placed", "a", "2024-01-01T00:00:00Z", "1", 5.0)]
     )
-    with pytest.raises(FitError, match="too few"):
+    with pytest.raises(TooLittleData, match="too few"):
         fit_history(path)
     with pytest.raises(ValueError, match="RFC 3339"):
         fit_history(path, "yesterday")

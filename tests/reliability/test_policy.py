@@ -56,7 +56,7 @@ async def test_a_new_policy_version_regrades_with_cause_policy_change(
 ) -> None:
     # v2: one order in the window is enough for "regular" (default: two).
     v2 = variant(tmp_path, "v2.toml", "min_orders = 2 ", "min_orders = 1 ")
-    v2.write_text(v2.read_text().replace('policy_version = "default-1"', 'policy_version = "r-2"'))
+    v2.write_text(v2.read_text().replace('policy_version = "default-2"', 'policy_version = "r-2"'))
     assert load_policy(v2).policy_version == "r-2"
     records = simulated(customers=80, days=200, seed=51)
     cut = int(len(records) * 0.8)
