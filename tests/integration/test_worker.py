@@ -43,6 +43,9 @@ from tests.integration.support import (
     wait_for,
 )
 
+# The packaged policy's version, which the outputs carry.
+VERSION = load_policy(None).policy_version
+
 
 @pytest.fixture(params=["three-topics"])
 async def deployment(
@@ -127,11 +130,12 @@ async def test_the_shadow_policy_grades_as_replay_under_it(
     default = (REPO / "streams" / "policies" / "default.toml").read_text()
     shadow_file = tmp_path / "silver-40k.toml"
     shadow_file.write_text(
-        default.replace('policy_version = "default-1"', 'policy_version = "silver-40k"').replace(
+        default.replace(f'policy_version = "{VERSION}"', 'policy_version = "silver-40k"').replace(
             "min_spend = 50000.0", "min_spend = 40000.0"
         )
     )
     shadow = load_policy(shadow_file)
+    assert shadow.policy_version == "silver-40k"
     assert shadow.tiers.ladder[2].min_spend == 40_000.0
     records = simulated(customers=60, days=420, seed=3)
     (tmp_path / "live").mkdir()
@@ -171,7 +175,7 @@ async def test_the_shadow_policy_grades_as_replay_under_it(
         stored = await redis_converges(deployment.redis_url, deployment.prefix, expected_grades)
         assert stored == expected_grades, mismatch(stored, expected_grades)
     outputs = await read_outputs(deployment)
-    assert {o["policy_version"] for o in outputs} == {"default-1"}
+    assert {o["policy_version"] for o in outputs} == {VERSION}
 
 
 def good_and_bad(records: list[SimRecord]) -> tuple[int, Counter[str]]:

@@ -19,6 +19,7 @@ from streams.simulate import SimConfig, generate, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "streams" / "policies" / "default.toml"
+VERSION = load_policy(DEFAULT).policy_version
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -44,7 +45,7 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     silver = where / "silver-40k.toml"
     silver.write_text(
         DEFAULT.read_text()
-        .replace('policy_version = "default-1"', 'policy_version = "silver-40k"')
+        .replace(f'policy_version = "{VERSION}"', 'policy_version = "silver-40k"')
         .replace("min_spend = 50000.0", "min_spend = 40000.0")
     )
     return history, silver
@@ -58,14 +59,14 @@ def test_policy_diff_counts_what_two_replays_show(year: tuple[Path, Path], tmp_p
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert json.loads(result.stdout) == report
-    assert "tier: customers by default-1 (rows)" in result.output  # the rich tables
+    assert f"tier: customers by {VERSION} (rows)" in result.output  # the rich tables
 
     old_out, old = _replay(history, DEFAULT, tmp_path / "old")
     new_out, new = _replay(history, silver, tmp_path / "new")
     assert set(old) == set(new)
     assert report["customers"] == len(old)
     assert (report["old"]["policy_version"], report["new"]["policy_version"]) == (
-        "default-1",
+        VERSION,
         "silver-40k",
     )
 
