@@ -1,0 +1,140 @@
+"""Event time across the input topics: each partition number's records, from every input
+topic, handed to the grading step in event-time order, as Kafka Streams aligns a task's
+partitions by timestamp.
+
+Kafka orders a partition, not a set of topics, and a consumer fetches each partition at
+its own pace (by bytes): reading a backlog, the sparse orders topic races weeks ahead of
+the dense interactions topic in event time, and interactions read after their customer's
+later orders fall below its lateness floor (`too_late`). So the worker reads its input
+topics in one agent and passes every record through an `Aligner` first.
+
+Per partition number, the aligner releases the record with the earliest event time among
+the next records of each topic (ties: in the order of the topics). A record waits while
+another topic of its partition number has none waiting and may have an earlier one: that
+topic has records not read yet (its next offset is below the end the consumer last saw,
+`lagging`) and has not been silent for `wait_seconds` since the wait began (a partition
+whose last offsets hold no records, such as transaction markers, would hold the others
+back for ever). Live, every topic is caught up and nothing waits; in a backlog the topic
+ahead in event time waits for the others. Each topic's own order is kept: a record
+produced late stays where it is in its topic.
+
+A record whose time cannot be read (not JSON, no occurred_at) takes its topic's previous
+time: it changes no state, and must not hold the others back. Faust-free; the agent
+(`streams.app.agents`) supplies `lagging` and pauses topics that hold too many records.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from streams.core.timefmt import parse_rfc3339
+
+T = TypeVar("T")
+# (topic, partition number).
+Place = tuple[str, int]
+
+
+def event_time_of(value: bytes | None) -> int | None:
+    """A record's occurred_at in epoch seconds, as the core reads it; None if unreadable."""
+    try:
+        occurred_at = orjson.loads(value or b"").get("occurred_at")
+        return parse_rfc3339(occurred_at) if isinstance(occurred_at, str) else None
+    except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
+        return None
+
+
+class Aligner(Generic[T]):
+    """Records held per (topic, partition), released in event-time order (the module)."""
+
+    def __init__(self, topics: Sequence[str], wait_seconds: float) -> None:
+        self.topics = tuple(topics)
+        self.wait_seconds = wait_seconds
+        # Per place: (event time, offset, record) waiting, in offset order.
+        self.held: dict[Place, deque[tuple[int, int, T]]] = {}
+        # Per place: the next offset to read (after the last record pushed).
+        self.received: dict[Place, int] = {}
+        self.count = 0
+        self._last_time: dict[Place, int] = {}
+        # Per place: since when it has held the others back, having nothing waiting.
+        self._waiting_since: dict[Place, float] = {}
+
+    def push(self, topic: str, partition: int, offset: int, time: int | None, record: T) -> None:
+        """Take a record read from `topic`'s `partition` (the next of that partition)."""
+        place = (topic, partition)
+        if time is None:
+            time = self._last_time.get(place, 0)
+        self._last_time[place] = time
+        queue = self.held.get(place)
+        if queue is None:
+            queue = self.held[place] = deque()
+        queue.append((time, offset, record))
+        self.received[place] = offset + 1
+        self._waiting_since.pop(place, None)
+        self.count += 1
+
+    def release(self, lagging: Callable[[str, int], bool], now: float) -> list[T]:
+        """The records that may be handled now, per partition number in event-time order.
+        `lagging(topic, partition)`: whether that partition has records not read yet;
+        `now`: a monotonic clock's time."""
+        out: list[T] = []
+        for partition in sorted({p for (_, p), queue in self.held.items() if queue}):
+            self._release(partition, lagging, now, out)
+        return out
+
+    def _release(
+        self, partition: int, lagging: Callable[[str, int], bool], now: float, out: list[T]
+    ) -> None:
+        queues = [self.held.get((topic, partition)) for topic in self.topics]
+        blocking: dict[str, bool] = {}  # asked once per topic and call
+        while True:
+            first: deque[tuple[int, int, T]] | None = None
+            for topic, queue in zip(self.topics, queues, strict=True):
+                if queue:
+                    if first is None or queue[0][0] < first[0][0]:
+                        first = queue
+                    continue
+                blocks = blocking.get(topic)
+                if blocks is None:
+                    blocks = blocking[topic] = self._blocks((topic, partition), lagging, now)
+                if blocks:
+                    return
+            if first is None:
+                return
+            out.append(first.popleft()[2])
+            self.count -= 1
+
+    def _blocks(self, place: Place, lagging: Callable[[str, int], bool], now: float) -> bool:
+        """Whether an empty place holds its partition's records back (the module)."""
+        if not lagging(*place):
+            self._waiting_since.pop(place, None)
+            return False
+        since = self._waiting_since.setdefault(place, now)
+        return now - since < self.wait_seconds
+
+    def waiting(self) -> Iterator[tuple[Place, int]]:
+        """(place, how many records it holds) of each place holding any."""
+        return ((place, len(queue)) for place, queue in self.held.items() if queue)
+
+    def reset(self) -> None:
+        """Forget everything (after a rebalance: what was held is read again)."""
+        self.held, self.received, self._last_time, self._waiting_since = {}, {}, {}, {}
+        self.count = 0
+
+
+def aligned(
+    records: Iterable[tuple[str, int, bytes | None, Any]], topics: Sequence[str]
+) -> list[Any]:
+    """The order in which a worker reading all of `records` (topic, partition, value, and
+    anything) from a backlog hands them to the grading step: what replay must read to
+    give the worker's outputs (tests; docs/worker.md, "Event time across topics")."""
+    aligner: Aligner[Any] = Aligner(topics, 0.0)
+    offsets: dict[Place, int] = {}
+    for topic, partition, value, record in records:
+        offset = offsets.get((topic, partition), 0)
+        offsets[(topic, partition)] = offset + 1
+        aligner.push(topic, partition, offset, event_time_of(value), record)
+    return aligner.release(lambda topic, partition: False, 0.0)

@@ -1,0 +1,132 @@
+"""The input agent's records through the `Aligner` (`streams.app.alignment`), against
+faust's consumer: which partitions still have records to read, pausing the partitions
+that hold too many, and waking the agent when a wait may end without a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import faust
+from faust.types import TP
+
+from streams.app import metrics
+from streams.app.alignment import Aligner, Place, event_time_of
+
+T = TypeVar("T")
+
+
+class FlowControl(Protocol):
+    """What alignment needs of faust's consumer."""
+
+    def highwater(self, tp: TP) -> int | None: ...
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None: ...
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None: ...
+
+
+class InputFlow:
+    """The aligner of one worker's input records, and its flow control.
+
+    `done(topic, partition)`: the partition's next offset to handle as stored (its
+    progress marker), for partitions the aligner has read nothing from yet. `hold`: a
+    partition holding more records than this is paused until it holds half as many, so
+    a topic far ahead in event time costs at most that, plus one fetch, in memory.
+    """
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        wait_seconds: float,
+        hold: int,
+        consumer: Callable[[], FlowControl] | None,
+        done: Callable[[str, int], int | None],
+    ) -> None:
+        self.aligner: Aligner[faust.EventT[bytes]] = Aligner(topics, wait_seconds)
+        self.hold = hold
+        self.consumer = consumer
+        self.done = done
+        self.paused: set[Place] = set()
+
+    def next_read(self, topic: str, partition: int) -> int | None:
+        """The next offset expected from a partition: after the last record taken, or the
+        next to handle (None: not known)."""
+        read = self.aligner.received.get((topic, partition))
+        return read if read is not None else self.done(topic, partition)
+
+    def push(self, event: faust.EventT[bytes]) -> None:
+        m = event.message
+        self.aligner.push(m.topic, m.partition, m.offset, event_time_of(m.value), event)
+
+    def release(self) -> list[faust.EventT[bytes]]:
+        """The records to grade now, in order; then pause or resume what holds too many."""
+        released = self.aligner.release(self.lagging, time.monotonic())
+        self._pace()
+        metrics.ALIGN_HELD.set(self.aligner.count)
+        return released
+
+    def lagging(self, topic: str, partition: int) -> bool:
+        """Whether the partition has records this worker has not read: its end, as the
+        consumer last saw it, is beyond the next offset expected. Unknown end (nothing
+        fetched yet): it may have some. Not this worker's (or no consumer): no."""
+        if self.consumer is None:
+            return False
+        try:
+            end = self.consumer().highwater(TP(topic, partition))
+        except Exception:  # not assigned here, or the consumer is not running
+            return False
+        if end is None:
+            return True
+        read = self.next_read(topic, partition)
+        return end > (read if read is not None else 0)
+
+    def _pace(self) -> None:
+        if self.consumer is None:
+            return
+        holding = dict(self.aligner.waiting())
+        crowded = {place for place, n in holding.items() if n > self.hold} - self.paused
+        relieved = {place for place in self.paused if holding.get(place, 0) <= self.hold // 2}
+        consumer = self.consumer()
+        if crowded:
+            consumer.pause_partitions([TP(*place) for place in crowded])
+            self.paused |= crowded
+        if relieved:
+            consumer.resume_partitions([TP(*place) for place in relieved])
+            self.paused -= relieved
+
+    def reset(self) -> None:
+        """After a rebalance: held records are read again from the markers; nothing stays
+        paused (faust keeps a pause across a rebalance for partitions it keeps)."""
+        self.aligner.reset()
+        if self.paused and self.consumer is not None:
+            self.consumer().resume_partitions([TP(*place) for place in self.paused])
+        self.paused = set()
+        metrics.ALIGN_HELD.set(0)
+
+
+async def paced(batches: AsyncIterator[T], seconds: float, idle: T) -> AsyncIterator[T]:
+    """`batches`, and `idle` whenever none came for `seconds`: the aligner's wait for a
+    silent partition ends without a record arriving (faust's `take_events` yields only
+    records). The pending batch is kept across wake-ups, never cancelled but at the end."""
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(batches))
+            done, _ = await asyncio.wait({pending}, timeout=seconds)
+            if not done:
+                yield idle
+                continue
+            finished, pending = pending, None
+            try:
+                batch = finished.result()
+            except StopAsyncIteration:
+                return
+            yield batch
+    finally:
+        if pending is not None:
+            pending.cancel()
