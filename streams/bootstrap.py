@@ -20,6 +20,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,54 +102,73 @@ def output_records(out: Path, settings: Settings) -> Iterator[tuple[str, bytes, 
             yield topics[parsed["type"]], parsed["customer_id"].encode(), event
 
 
-def bootstrap(
-    settings: Settings,
-    policy: Policy,
-    source: Path,
-    until: int,
-    dead_letters: Path,
-    jobs: int,
-    fmt: Format | None = None,
-    mapping: Mapping | None = None,
-    force: bool = False,
-    publish_history: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> Bootstrapped:
-    """Check, grade, hand over (see the module); `handover.HandoverError` when refused."""
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    offsets = asyncio.run(handover.prepare(settings, until * 1000, force))
-    seconds["prepare"] = time.perf_counter() - started
-    with tempfile.TemporaryDirectory(prefix=".bootstrap-", dir=dead_letters.parent) as tmp:
-        work = Path(tmp)
-        out, snapshot = work / "out.jsonl", work / "snapshot.jsonl"
-        started = time.perf_counter()
-        stats = replay_parallel(
-            source,
-            policy,
-            out,
-            snapshot,
-            dead_letters,
-            progress=progress,
-            partitions=settings.partitions,
-            jobs=jobs,
-            fmt=fmt,
-            mapping=mapping,
-            until=until,
-            finished=keep_states(work),
-        )
-        seconds["grade"] = time.perf_counter() - started
-        started = time.perf_counter()
-        handed = asyncio.run(
-            handover.hand_over(
-                settings,
-                offsets,
-                table_records(work),
-                partition_times(work),
-                grade_records(snapshot),
-                output_records(out, settings) if publish_history else iter(()),
-                force,
+@dataclass
+class Bootstrap:
+    """One bootstrap: `prepare` (checks, offsets at T), `grade` (replay's jobs, states
+    kept in a work directory), `hand_over` (to Kafka); `run` does all three."""
+
+    settings: Settings
+    policy: Policy
+    source: Path
+    until: int
+    dead_letters: Path
+    jobs: int
+    fmt: Format | None = None
+    mapping: Mapping | None = None
+    force: bool = False
+    publish_history: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def prepare(self) -> dict[TopicPartition, int]:
+        """Check the topics and the app id; the offsets at T (`handover.HandoverError`)."""
+        with self._timed("prepare"):
+            return asyncio.run(handover.prepare(self.settings, self.until * 1000, self.force))
+
+    def grade(self, work: Path, progress: Callable[[int], None] | None = None) -> ReplayStats:
+        """Replay's jobs over the history up to T, each keeping its states in `work`."""
+        with self._timed("grade"):
+            return replay_parallel(
+                self.source,
+                self.policy,
+                work / "out.jsonl",
+                work / "snapshot.jsonl",
+                self.dead_letters,
+                progress=progress,
+                partitions=self.settings.partitions,
+                jobs=self.jobs,
+                fmt=self.fmt,
+                mapping=self.mapping,
+                until=self.until,
+                finished=keep_states(work),
             )
-        )
-        seconds["hand over"] = time.perf_counter() - started
-    return Bootstrapped(stats, handed, offsets, seconds)
+
+    def hand_over(self, work: Path, offsets: dict[TopicPartition, int]) -> handover.Handed:
+        """What `grade` left in `work` to Kafka (`handover.HandoverError`)."""
+        out = work / "out.jsonl"
+        with self._timed("hand over"):
+            return asyncio.run(
+                handover.hand_over(
+                    self.settings,
+                    offsets,
+                    table_records(work),
+                    partition_times(work),
+                    grade_records(work / "snapshot.jsonl"),
+                    output_records(out, self.settings) if self.publish_history else iter(()),
+                    self.force,
+                )
+            )
+
+    def run(self, progress: Callable[[int], None] | None = None) -> Bootstrapped:
+        offsets = self.prepare()
+        with tempfile.TemporaryDirectory(prefix=".bootstrap-", dir=self.dead_letters.parent) as tmp:
+            stats = self.grade(Path(tmp), progress)
+            handed = self.hand_over(Path(tmp), offsets)
+        return Bootstrapped(stats, handed, offsets, self.seconds)
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = time.perf_counter() - started

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.table import Table
 from streams.core.errors import PolicyError
 from streams.core.policy import Policy, load_policy
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from streams.bootstrap import Bootstrap
+    from streams.replay import ReplayStats
 
 app = typer.Typer(
     help="gradestream: a streaming customer grader (RFM, tiers, lifecycle, churn risk).",
@@ -245,7 +249,9 @@ def bootstrap(
     """Grade a history up to T and hand the states to the live workers (the table's
     changelog, customer-grades, the group's offsets at T), configured by GRADESTREAM_*
     variables as the worker is; a plain `gradestream worker` then continues from T."""
-    from streams.bootstrap import bootstrap as run_bootstrap
+    import tempfile
+
+    from streams.bootstrap import Bootstrap
     from streams.handover import HandoverError
     from streams.replay_jobs import default_jobs
     from streams.sources import Format, HistoryError, load_mapping
@@ -256,35 +262,25 @@ def bootstrap(
         the_mapping = load_mapping(mapping) if mapping is not None else None
     except HistoryError as exc:
         fail(f"--mapping refused: {exc}")
-    n_jobs = default_jobs(settings.partitions) if jobs is None else min(jobs, settings.partitions)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"grading {source.name}", total=source.stat().st_size)
-        try:
-            done = run_bootstrap(
-                settings,
-                the_policy,
-                source,
-                rfc3339(until),
-                dead_letters,
-                n_jobs,
-                fmt=Format(fmt.value) if fmt is not None else None,
-                mapping=the_mapping,
-                force=force,
-                publish_history=publish_history,
-                progress=lambda read: bar.update(task, completed=read),
-            )
-        except HistoryError as exc:
-            fail(f"{source} cannot be read: {exc}")
-        except HandoverError as exc:
-            fail(f"bootstrap refused: {exc}")
-    stats, handed = done.stats, done.handed
+    job = Bootstrap(
+        settings,
+        the_policy,
+        source,
+        rfc3339(until),
+        dead_letters,
+        default_jobs(settings.partitions) if jobs is None else min(jobs, settings.partitions),
+        fmt=Format(fmt.value) if fmt is not None else None,
+        mapping=the_mapping,
+        force=force,
+        publish_history=publish_history,
+    )
+    try:
+        offsets = job.prepare()
+        with tempfile.TemporaryDirectory(prefix=".bootstrap-", dir=dead_letters.parent) as tmp:
+            stats = _graded(job, Path(tmp))
+            handed = job.hand_over(Path(tmp), offsets)
+    except HandoverError as exc:
+        fail(f"bootstrap refused: {exc}")
     table = Table(title=f"bootstrap of app id {settings.app_id} from {source} up to {until}")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -299,10 +295,32 @@ def bootstrap(
     table.add_row("old table entries deleted (--force)", f"{handed.tombstones:,}")
     table.add_row("historical output events published", f"{handed.outputs:,}")
     table.add_row("input partitions positioned at T", f"{handed.markers:,}")
-    for phase, seconds in done.seconds.items():
+    for phase, seconds in job.seconds.items():
         table.add_row(f"seconds: {phase}", f"{seconds:.2f}")
     console.print(table)
     console.print(f"dead letters: {dead_letters}; start the workers: gradestream worker")
+
+
+def _graded(job: Bootstrap, work: Path) -> ReplayStats:
+    """The bootstrap's grading under a progress bar; a history that cannot be read ends
+    the command in one line (said once the bar is gone)."""
+    from streams.sources import HistoryError
+
+    refusal = None
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"grading {job.source.name}", total=job.source.stat().st_size)
+        try:
+            return job.grade(work, lambda read: bar.update(task, completed=read))
+        except HistoryError as exc:
+            refusal = f"{job.source} cannot be read: {exc}"
+    fail(refusal)
 
 
 @app.command()
