@@ -25,6 +25,7 @@ time: it changes no state, and must not hold the others back. Faust-free; the ag
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
@@ -130,11 +131,19 @@ def aligned(
 ) -> list[Any]:
     """The order in which a worker reading all of `records` (topic, partition, value, and
     anything) from a backlog hands them to the grading step: what replay must read to
-    give the worker's outputs (tests; docs/worker.md, "Event time across topics")."""
-    aligner: Aligner[Any] = Aligner(topics, 0.0)
+    give the worker's outputs (tests; docs/worker.md, "Event time across topics").
+    Partition numbers are independent; they are interleaved by event time, as they are
+    read."""
+    per_partition: dict[int, Aligner[tuple[int, Any]]] = {}
     offsets: dict[Place, int] = {}
+    last: dict[Place, int] = {}
     for topic, partition, value, record in records:
-        offset = offsets.get((topic, partition), 0)
-        offsets[(topic, partition)] = offset + 1
-        aligner.push(topic, partition, offset, event_time_of(value), record)
-    return aligner.release(lambda topic, partition: False, 0.0)
+        place = (topic, partition)
+        offset = offsets[place] = offsets.get(place, -1) + 1
+        time = last[place] = event_time_of(value) or last.get(place, 0)
+        aligner = per_partition.get(partition)
+        if aligner is None:
+            aligner = per_partition[partition] = Aligner(topics, 0.0)
+        aligner.push(topic, partition, offset, time, (time, record))
+    released = [a.release(lambda topic, p: False, 0.0) for _, a in sorted(per_partition.items())]
+    return [record for _, record in heapq.merge(*released, key=lambda item: item[0])]
