@@ -292,7 +292,7 @@ def bootstrap(
         table.add_row(f"dead letters: {code}", f"{count:,}")
     table.add_row("customers: states to the table's changelog", f"{handed.states:,}")
     table.add_row("customers: grades to customer-grades", f"{handed.grades:,}")
-    table.add_row("old table entries deleted (--force)", f"{handed.tombstones:,}")
+    table.add_row("old table entries deleted first (--force)", f"{handed.tombstones:,}")
     table.add_row("historical output events published", f"{handed.outputs:,}")
     table.add_row("input partitions positioned at T", f"{handed.markers:,}")
     for phase, seconds in job.seconds.items():

@@ -156,9 +156,10 @@ class Handed:
     outputs: int = 0
 
 
-async def stale_keys(settings: Settings, keep: set[bytes]) -> list[tuple[int, bytes]]:
-    """(partition, key) of every live key of the changelog that `keep` lacks: what a forced
-    bootstrap deletes, so that no customer of the old state survives."""
+async def live_keys(settings: Settings) -> list[tuple[int, bytes]]:
+    """(partition, key) of every live key of the table's changelog: what a forced
+    bootstrap deletes first, so that no customer of the old state survives (a key it
+    writes again ends with its new value: compaction keeps the last record)."""
     live: dict[bytes, int] = {}
     async with consumer(settings) as client:
         tps = changelog_partitions(settings)
@@ -175,7 +176,7 @@ async def stale_keys(settings: Settings, keep: set[bytes]) -> list[tuple[int, by
                         live.pop(m.key, None)
                     else:
                         live[m.key] = tp.partition
-    return [(p, key) for key, p in live.items() if key not in keep]
+    return [(p, key) for key, p in live.items()]
 
 
 async def hand_over(
@@ -197,29 +198,20 @@ async def hand_over(
     finally:
         await admin.close()
     changelog = changelog_topic(settings)
-    rows = list(table)
-    # The markers: where each input partition's handling starts, and its clock.
-    markers = [
-        (
-            tp.partition,
-            marker_key(tp.topic, tp.partition),
-            marker_value(offset, times.get(tp.partition, 0)),
-        )
-        for tp, offset in sorted(offsets.items())
-    ]
-    kept = {key for _, key, _ in rows} | {key for _, key, _ in markers}
-    stale = await stale_keys(settings, kept) if force else []
+    stale = await live_keys(settings) if force else []
 
     def records() -> Iterable[Record]:
         for partition, key in stale:
             handed.tombstones += 1
             yield changelog, partition, key, None
-        for partition, key, value in rows:
+        for partition, key, value in table:
             handed.states += 1
             yield changelog, partition, key, value
-        for partition, key, value in markers:
+        # The markers: where each input partition's handling starts, and its clock.
+        for tp, offset in sorted(offsets.items()):
             handed.markers += 1
-            yield changelog, partition, key, value
+            value = marker_value(offset, times.get(tp.partition, 0))
+            yield changelog, tp.partition, marker_key(tp.topic, tp.partition), value
         for key, value in grades:
             handed.grades += 1
             yield settings.topic_customer_grades, None, key, value

@@ -72,12 +72,15 @@ async def produce(
 
 async def bootstrap(deployment: Deployment, *args: str) -> tuple[int, str]:
     """Run `gradestream bootstrap` as an operator does; its exit code and stderr."""
+    dead_letters = deployment.datadir / "bootstrap.dlq.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "streams.cli",
         "bootstrap",
         *args,
+        "--dead-letters",
+        str(dead_letters),
         env=deployment.env(),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
