@@ -103,7 +103,12 @@ class GradingAgents:
         """The agent of the input topics: one for all, so that a partition number's records
         of every topic are graded in event-time order (`streams.app.alignment`)."""
         flow = self.flow = InputFlow(
-            topics, self.align_wait_seconds, self.align_hold, self.consumer, self._done_of
+            topics,
+            self.align_wait_seconds,
+            self.align_hold,
+            self.consumer,
+            self._done_of,
+            self.step.clock.max_ahead_seconds,
         )
         for topic in topics:
             # The watch seeks back to the next offset expected, past the records held.

@@ -18,14 +18,17 @@ back for ever). Live, every topic is caught up and nothing waits; in a backlog t
 ahead in event time waits for the others. Each topic's own order is kept: a record
 produced late stays where it is in its topic.
 
-A record whose time cannot be read (not JSON, no occurred_at) takes its topic's previous
-time: it changes no state, and must not hold the others back. Faust-free; the agent
+A record whose time cannot be read (not JSON, no occurred_at), or which lies further
+ahead of the wall clock than the worker accepts (`from_the_future`), takes its topic's
+previous time: it changes no state, and must not hold the others back. Faust-free; the agent
 (`streams.app.agents`) supplies `lagging` and pauses topics that hold too many records.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
@@ -39,13 +42,16 @@ T = TypeVar("T")
 Place = tuple[str, int]
 
 
-def event_time_of(value: bytes | None) -> int | None:
-    """A record's occurred_at in epoch seconds, as the core reads it; None if unreadable."""
+def event_time_of(value: bytes | None, latest: float = math.inf) -> int | None:
+    """A record's occurred_at in epoch seconds, as the core reads it; None if unreadable
+    or after `latest`: a record the worker refuses as from the future must not hold its
+    topic's next records back until the other topics reach its year 9999."""
     try:
         occurred_at = orjson.loads(value or b"").get("occurred_at")
-        return parse_rfc3339(occurred_at) if isinstance(occurred_at, str) else None
+        at = parse_rfc3339(occurred_at) if isinstance(occurred_at, str) else None
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
         return None
+    return at if at is not None and at <= latest else None
 
 
 class Aligner(Generic[T]):
@@ -63,16 +69,16 @@ class Aligner(Generic[T]):
         # Per place: since when it has held the others back, having nothing waiting.
         self._waiting_since: dict[Place, float] = {}
 
-    def push(self, topic: str, partition: int, offset: int, time: int | None, record: T) -> None:
+    def push(self, topic: str, partition: int, offset: int, at: int | None, record: T) -> None:
         """Take a record read from `topic`'s `partition` (the next of that partition)."""
         place = (topic, partition)
-        if time is None:
-            time = self._last_time.get(place, 0)
-        self._last_time[place] = time
+        if at is None:
+            at = self._last_time.get(place, 0)
+        self._last_time[place] = at
         queue = self.held.get(place)
         if queue is None:
             queue = self.held[place] = deque()
-        queue.append((time, offset, record))
+        queue.append((at, offset, record))
         self.received[place] = offset + 1
         self._waiting_since.pop(place, None)
         self.count += 1
@@ -127,23 +133,26 @@ class Aligner(Generic[T]):
 
 
 def aligned(
-    records: Iterable[tuple[str, int, bytes | None, Any]], topics: Sequence[str]
+    records: Iterable[tuple[str, int, bytes | None, Any]],
+    topics: Sequence[str],
+    max_ahead_seconds: float = 86_400,
 ) -> list[Any]:
     """The order in which a worker reading all of `records` (topic, partition, value, and
     anything) from a backlog hands them to the grading step: what replay must read to
     give the worker's outputs (tests; docs/worker.md, "Event time across topics").
     Partition numbers are independent; they are interleaved by event time, as they are
     read."""
+    latest = time.time() + max_ahead_seconds
     per_partition: dict[int, Aligner[tuple[int, Any]]] = {}
     offsets: dict[Place, int] = {}
     last: dict[Place, int] = {}
     for topic, partition, value, record in records:
         place = (topic, partition)
         offset = offsets[place] = offsets.get(place, -1) + 1
-        time = last[place] = event_time_of(value) or last.get(place, 0)
+        at = last[place] = event_time_of(value, latest) or last.get(place, 0)
         aligner = per_partition.get(partition)
         if aligner is None:
             aligner = per_partition[partition] = Aligner(topics, 0.0)
-        aligner.push(topic, partition, offset, time, (time, record))
+        aligner.push(topic, partition, offset, at, (at, record))
     released = [a.release(lambda topic, p: False, 0.0) for _, a in sorted(per_partition.items())]
     return [record for _, record in heapq.merge(*released, key=lambda item: item[0])]

@@ -45,8 +45,10 @@ class InputFlow:
         hold: int,
         consumer: Callable[[], FlowControl] | None,
         done: Callable[[str, int], int | None],
+        max_ahead_seconds: float = 86_400,
     ) -> None:
         self.aligner: Aligner[faust.EventT[bytes]] = Aligner(topics, wait_seconds)
+        self.max_ahead_seconds = max_ahead_seconds
         self.hold = hold
         self.consumer = consumer
         self.done = done
@@ -60,7 +62,8 @@ class InputFlow:
 
     def push(self, event: faust.EventT[bytes]) -> None:
         m = event.message
-        self.aligner.push(m.topic, m.partition, m.offset, event_time_of(m.value), event)
+        at = event_time_of(m.value, time.time() + self.max_ahead_seconds)
+        self.aligner.push(m.topic, m.partition, m.offset, at, event)
 
     def release(self) -> list[faust.EventT[bytes]]:
         """The records to grade now, in order; then pause or resume what holds too many."""

@@ -85,6 +85,8 @@ def test_aligned_gives_the_order_a_worker_grades_a_backlog_in() -> None:
 
 def test_event_time_of_reads_occurred_at_as_the_core_does() -> None:
     assert event_time_of(b'{"occurred_at": "2024-05-01T09:00:00+02:00"}') == 1714546800
+    # From the future (refused by the worker): no time, so it holds nothing back.
+    assert event_time_of(b'{"occurred_at": "9999-01-01T00:00:00Z"}', 2e9) is None
     for value in (None, b"", b"[1]", b'{"occurred_at": 5}', b'{"occurred_at": "soon"}'):
         assert event_time_of(value) is None
 
