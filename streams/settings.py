@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(5.0, gt=0, description="Idle time before a seek back")
     stall_tries: int = Field(3, ge=1, description="Seeks back from one place before going on")
     align_wait_seconds: float = Field(
-        1.0, gt=0, description="Longest wait for a silent input partition behind in event time"
+        1.0, gt=0, description="Wait on a lagging input partition before looking into it"
     )
     align_hold_records: int = Field(
         4000, ge=1, description="Records an input partition may hold back before it is paused"

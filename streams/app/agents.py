@@ -14,6 +14,7 @@ batch is still changing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter as Tally
 from collections import defaultdict
@@ -33,6 +34,8 @@ from streams.app.states import Batch
 from streams.app.table import FaustTable
 
 Agent = Callable[[faust.StreamT[bytes]], AsyncIterator[None]]
+
+log = logging.getLogger(__name__)
 
 
 class CustomerLocks:
@@ -151,6 +154,7 @@ class GradingAgents:
                 self.progress.read(m.topic)
                 if await self.progress.in_order(m.tp, m.offset, flow.next_read(*m.tp)):
                     flow.push(event)
+            await flow.look_into_waits(self._rewind)
             released = flow.release()
             if released:
                 await self._grade(released, self._on_record)
@@ -225,6 +229,14 @@ class GradingAgents:
 
     async def _on_tick(self, event: faust.EventT[bytes], batch: Batch) -> None:
         self.step.tick(record_of(event), batch)
+
+    async def _rewind(self, tp: faust.types.TP, done: int, position: int) -> None:
+        """Seek back a partition the aligner waits on, whose records up to `position` the
+        consumer has read but the agent never took. Not `Progress.rewind`: records still
+        on their way may come first, and a gap they show is sought back as any other."""
+        metrics.REWINDS.inc()
+        log.warning("%s: read to %d, nothing taken from %d: seeking back", tp, position, done)
+        await self.progress.consumer().seek_wait({tp: done})
 
     def _done_of(self, topic: str, partition: int) -> int | None:
         return self._done(marker_key(topic, partition), partition)

@@ -11,12 +11,11 @@ topics in one agent and passes every record through an `Aligner` first.
 Per partition number, the aligner releases the record with the earliest event time among
 the next records of each topic (ties: in the order of the topics). A record waits while
 another topic of its partition number has none waiting and may have an earlier one: that
-topic has records not read yet (its next offset is below the end the consumer last saw,
-`lagging`) and has not been silent for `wait_seconds` since the wait began (a partition
-whose last offsets hold no records, such as transaction markers, would hold the others
-back for ever). Live, every topic is caught up and nothing waits; in a backlog the topic
-ahead in event time waits for the others. Each topic's own order is kept: a record
-produced late stays where it is in its topic.
+topic `lagging` (it has records not read yet). Live, every topic is caught up and nothing
+waits; in a backlog the topic ahead in event time waits for the others. Each topic's own
+order is kept: a record produced late stays where it is in its topic. How long a place
+has held its partition back is known (`overdue`): the agent looks into a long wait
+(`streams.app.input_flow`).
 
 A record whose time cannot be read (not JSON, no occurred_at), or which lies further
 ahead of the wall clock than the worker accepts (`from_the_future`), takes its topic's
@@ -57,9 +56,8 @@ def event_time_of(value: bytes | None, latest: float = math.inf) -> int | None:
 class Aligner(Generic[T]):
     """Records held per (topic, partition), released in event-time order (the module)."""
 
-    def __init__(self, topics: Sequence[str], wait_seconds: float) -> None:
+    def __init__(self, topics: Sequence[str]) -> None:
         self.topics = tuple(topics)
-        self.wait_seconds = wait_seconds
         # Per place: (event time, offset, record) waiting, in offset order.
         self.held: dict[Place, deque[tuple[int, int, T]]] = {}
         # Per place: the next offset to read (after the last record pushed).
@@ -86,7 +84,7 @@ class Aligner(Generic[T]):
     def release(self, lagging: Callable[[str, int], bool], now: float) -> list[T]:
         """The records that may be handled now, per partition number in event-time order.
         `lagging(topic, partition)`: whether that partition has records not read yet;
-        `now`: a monotonic clock's time."""
+        `now`: a monotonic clock's time (when a wait began)."""
         out: list[T] = []
         for partition in sorted({p for (_, p), queue in self.held.items() if queue}):
             self._release(partition, lagging, now, out)
@@ -99,18 +97,19 @@ class Aligner(Generic[T]):
         blocking: dict[str, bool] = {}  # asked once per topic and call
         while True:
             first: deque[tuple[int, int, T]] | None = None
+            for queue in queues:
+                if queue and (first is None or queue[0][0] < first[0][0]):
+                    first = queue
+            if first is None:
+                return
             for topic, queue in zip(self.topics, queues, strict=True):
                 if queue:
-                    if first is None or queue[0][0] < first[0][0]:
-                        first = queue
                     continue
                 blocks = blocking.get(topic)
                 if blocks is None:
                     blocks = blocking[topic] = self._blocks((topic, partition), lagging, now)
                 if blocks:
                     return
-            if first is None:
-                return
             out.append(first.popleft()[2])
             self.count -= 1
 
@@ -119,8 +118,17 @@ class Aligner(Generic[T]):
         if not lagging(*place):
             self._waiting_since.pop(place, None)
             return False
-        since = self._waiting_since.setdefault(place, now)
-        return now - since < self.wait_seconds
+        self._waiting_since.setdefault(place, now)
+        return True
+
+    def overdue(self, now: float, seconds: float) -> list[Place]:
+        """The places that have held their partition back for `seconds` or more."""
+        return [place for place, since in self._waiting_since.items() if now - since >= seconds]
+
+    def wait_again(self, place: Place, now: float) -> None:
+        """Count a place's wait from `now` (it has been looked into)."""
+        if place in self._waiting_since:
+            self._waiting_since[place] = now
 
     def waiting(self) -> Iterator[tuple[Place, int]]:
         """(place, how many records it holds) of each place holding any."""
@@ -152,7 +160,7 @@ def aligned(
         at = last[place] = event_time_of(value, latest) or last.get(place, 0)
         aligner = per_partition.get(partition)
         if aligner is None:
-            aligner = per_partition[partition] = Aligner(topics, 0.0)
+            aligner = per_partition[partition] = Aligner(topics)
         aligner.push(topic, partition, offset, at, (at, record))
     released = [a.release(lambda topic, p: False, 0.0) for _, a in sorted(per_partition.items())]
     return [record for _, record in heapq.merge(*released, key=lambda item: item[0])]

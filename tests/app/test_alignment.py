@@ -21,7 +21,7 @@ def never(topic: str, partition: int) -> bool:
 
 
 def test_a_partition_number_is_released_in_event_time_order_across_topics() -> None:
-    aligner: Aligner[str] = Aligner(TOPICS, 1.0)
+    aligner: Aligner[str] = Aligner(TOPICS)
     for offset, (t, name) in enumerate([(10, "o10"), (40, "o40"), (90, "o90")]):
         aligner.push("orders", 0, offset, t, name)
     for offset, (t, name) in enumerate([(5, "i5"), (40, "i40"), (60, "i60")]):
@@ -35,7 +35,7 @@ def test_a_partition_number_is_released_in_event_time_order_across_topics() -> N
 
 
 def test_a_record_waits_for_a_lagging_topic_until_it_catches_up() -> None:
-    aligner: Aligner[str] = Aligner(TOPICS, 1.0)
+    aligner: Aligner[str] = Aligner(TOPICS)
     aligner.push("orders", 0, 0, 100, "o100")
     assert aligner.release(lambda topic, p: topic == "interactions", 0.0) == []
     aligner.push("interactions", 0, 0, 50, "i50")
@@ -48,23 +48,23 @@ def test_a_record_waits_for_a_lagging_topic_until_it_catches_up() -> None:
     assert aligner.release(never, 0.3) == ["i150"]
 
 
-def test_a_silent_lagging_topic_holds_the_others_back_for_the_wait_only() -> None:
-    aligner: Aligner[str] = Aligner(TOPICS, 1.0)
+def test_the_aligner_knows_how_long_a_place_has_held_its_partition_back() -> None:
+    aligner: Aligner[str] = Aligner(TOPICS)
     aligner.push("orders", 0, 0, 100, "o100")
-    lagging = lambda topic, p: topic == "complaints"  # noqa: E731 (a transaction marker's end)
+    lagging = lambda topic, p: topic == "complaints"  # noqa: E731
     assert aligner.release(lagging, 10.0) == []
-    assert aligner.release(lagging, 10.9) == []
-    assert aligner.release(lagging, 11.0) == ["o100"]
-    # Once it delivers, a later silence counts from its start again.
-    aligner.push("complaints", 0, 0, 120, "c120")
-    aligner.push("orders", 0, 1, 130, "o130")
-    assert aligner.release(lagging, 20.0) == ["c120"]
-    assert aligner.release(lagging, 20.5) == []
-    assert aligner.release(lagging, 21.0) == ["o130"]
+    assert aligner.overdue(10.5, 1.0) == []
+    assert aligner.release(lagging, 11.0) == []  # still waiting: no time limit here
+    assert aligner.overdue(11.0, 1.0) == [("complaints", 0)]
+    aligner.wait_again(("complaints", 0), 11.0)
+    assert aligner.overdue(11.5, 1.0) == []
+    aligner.push("complaints", 0, 0, 120, "c120")  # it delivers: no longer waited on
+    assert aligner.release(lagging, 12.0) == ["o100", "c120"]
+    assert aligner.overdue(20.0, 1.0) == []  # nothing waits: nothing is held back
 
 
 def test_each_topic_keeps_its_own_order_and_an_unreadable_record_its_predecessor_time() -> None:
-    aligner: Aligner[str] = Aligner(TOPICS, 1.0)
+    aligner: Aligner[str] = Aligner(TOPICS)
     aligner.push("orders", 0, 0, 100, "o100")
     aligner.push("orders", 0, 1, 20, "o20 (late)")
     aligner.push("orders", 0, 2, None, "not json")
@@ -94,7 +94,11 @@ def test_event_time_of_reads_occurred_at_as_the_core_does() -> None:
 class FakeConsumer:
     def __init__(self, ends: dict[TP, int | None]) -> None:
         self.ends = ends
+        self.positions: dict[TP, int] = {}
         self.paused: set[TP] = set()
+
+    async def position(self, tp: TP) -> int | None:
+        return self.positions.get(tp)
 
     def highwater(self, tp: TP) -> int | None:
         if tp not in self.ends:
@@ -141,6 +145,33 @@ def test_input_flow_knows_what_lags_and_pauses_a_partition_holding_too_many() ->
     flow.reset()
     assert flow.aligner.count == 0
     assert flow.next_read("interactions", 0) == 1
+
+
+async def test_a_long_wait_is_looked_into_sought_back_once_then_found_silent() -> None:
+    """complaints/0 lags (end 3, next expected 0) and holds orders/0 back: while nothing is
+    fetched, wait on; read but never taken (faust dropped a fetched batch), seek back;
+    sought back and still nothing, its end holds no records: it holds nothing back."""
+    consumer = FakeConsumer({TP("orders", 0): 9, TP("complaints", 0): 3})
+    flow = InputFlow(("orders", "complaints"), 0.0, 100, lambda: consumer, lambda t, p: 0)
+    sought: list[tuple[TP, int, int]] = []
+
+    async def rewind(tp: TP, done: int, position: int) -> None:
+        sought.append((tp, done, position))
+
+    flow.push(Event("orders", 0, 10))  # type: ignore[arg-type]
+    assert flow.release() == []
+    consumer.positions[TP("complaints", 0)] = 0
+    await flow.look_into_waits(rewind)
+    assert sought == []  # not fetched yet
+    consumer.positions[TP("complaints", 0)] = 3
+    await flow.look_into_waits(rewind)
+    assert sought == [(TP("complaints", 0), 0, 3)]
+    assert flow.release() == []
+    await flow.look_into_waits(rewind)
+    assert len(sought) == 1
+    assert [e.message.offset for e in flow.release()] == [0]
+    consumer.ends[TP("complaints", 0)] = 4  # it grows: it may hold an earlier record
+    assert flow.lagging("complaints", 0)
 
 
 async def test_paced_wakes_the_agent_when_no_batch_comes() -> None:
