@@ -104,3 +104,13 @@ def test_policy_check_says_a_multi_line_parser_error_in_one_line(tmp_path: Path)
     assert result.exit_code == 2
     (line,) = result.output.splitlines()
     assert line.startswith(f"policy refused: {policy}: not valid YAML: ")
+
+
+def test_bootstrap_refuses_an_instant_without_offset_before_touching_kafka(tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text("")
+    result = CliRunner().invoke(
+        app, ["bootstrap", str(history), "--until", "2024-06-01T00:00:00"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 2
+    assert "has no UTC offset" in result.output

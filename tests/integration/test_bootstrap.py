@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,10 @@ async def _bootstrap_then_live(deployment: Deployment, tmp_path: Path) -> None:
 
     # The topics hold the history up to T and a backlog after it; then the bootstrap.
     await produce(deployment, times[:live_from])
+    missing = replace(deployment, extra_env={"GRADESTREAM_TOPIC_ORDERS": "no-such-topic"})
+    code, err = await bootstrap(missing, str(history), "--until", rfc3339(until))
+    assert code == 2
+    assert err == "bootstrap refused: input topic 'no-such-topic' does not exist\n"
     code, err = await bootstrap(deployment, str(history), "--until", rfc3339(until))
     assert code == 0, err
     code, err = await bootstrap(deployment, str(history), "--until", rfc3339(until))
@@ -183,3 +188,7 @@ async def _bootstrap_then_live(deployment: Deployment, tmp_path: Path) -> None:
     assert sorted(by_id) == sorted(o["event_id"] for o in after_outputs)
     assert all(by_id[o["event_id"]] == o for o in after_outputs)
     assert not [d for d in dead if d["rejection"]["code"] == "too_late"]
+
+    # With the workers stopped, --force overwrites the state.
+    code, err = await bootstrap(deployment, str(history), "--until", rfc3339(until), "--force")
+    assert code == 0, err
