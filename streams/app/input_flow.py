@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -38,6 +38,8 @@ class FlowControl(Protocol):
     def highwater(self, tp: TP) -> int | None: ...
 
     async def position(self, tp: TP) -> int | None: ...
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
     def pause_partitions(self, tps: Iterable[TP]) -> None: ...
 
@@ -121,15 +123,18 @@ class InputFlow:
         if self.consumer is None:
             return
         now = time.monotonic()
+        consumer = self.consumer()
         for place in self.aligner.overdue(now, self.wait_seconds):
             tp = TP(*place)
             read = self.next_read(*place)
-            position = await self.consumer().position(tp)
+            if read is None:  # never handled here: from its first offset, as the consumer
+                read = (await consumer.earliest_offsets(tp))[tp]
+            position = await consumer.position(tp)
             self.aligner.wait_again(place, now)
-            if read is None or position is None or position <= read:
+            if position is None or position <= read:
                 continue  # not fetched yet
             if self.sought.get(place) == read:
-                self.silent[place] = self.consumer().highwater(tp) or position
+                self.silent[place] = consumer.highwater(tp) or position
                 log.info("%s: no records in [%d, %d) after a seek back", tp, read, position)
                 continue
             self.sought[place] = read

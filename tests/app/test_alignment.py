@@ -100,6 +100,9 @@ class FakeConsumer:
     async def position(self, tp: TP) -> int | None:
         return self.positions.get(tp)
 
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
+
     def highwater(self, tp: TP) -> int | None:
         if tp not in self.ends:
             raise AssertionError("Partition is not assigned")
@@ -152,7 +155,8 @@ async def test_a_long_wait_is_looked_into_sought_back_once_then_found_silent() -
     fetched, wait on; read but never taken (faust dropped a fetched batch), seek back;
     sought back and still nothing, its end holds no records: it holds nothing back."""
     consumer = FakeConsumer({TP("orders", 0): 9, TP("complaints", 0): 3})
-    flow = InputFlow(("orders", "complaints"), 0.0, 100, lambda: consumer, lambda t, p: 0)
+    # Never handled here (no marker): from the partition's first offset.
+    flow = InputFlow(("orders", "complaints"), 0.0, 100, lambda: consumer, lambda t, p: None)
     sought: list[tuple[TP, int, int]] = []
 
     async def rewind(tp: TP, done: int, position: int) -> None:
