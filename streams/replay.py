@@ -73,6 +73,8 @@ class ReplayStats:
     regraded_by_time: int = 0
     customers: int = 0
     stream_time: int | None = None
+    # Events at or after `Replayer.until`, left out (bootstrap: the live topics have them).
+    later: int = 0
 
 
 @dataclass
@@ -89,6 +91,8 @@ class Replayer:
     # Under the event clock time is kept per partition, as the worker keeps it: with the
     # worker's partition count, replay sees the time each customer's partition sees.
     partitions: int = 1
+    # Apply only events before this time (None: all); those after are counted, not applied.
+    until: int | None = None
     states: dict[str, CustomerState] = field(default_factory=dict)
     stats: ReplayStats = field(default_factory=ReplayStats)
     # Per partition: its stream time (highest event time read) and its due customers.
@@ -111,6 +115,8 @@ class Replayer:
         stats = self.stats
         self.at = line_no
         read = self._read(raw, parse(raw))
+        if read is None:
+            return
         if isinstance(read, Rejection):
             self._reject(line_no, raw, read)
             return
@@ -147,11 +153,14 @@ class Replayer:
         if state.due != due_before:
             index.set(customer_id, state.due)
 
-    def _read(self, raw: bytes, parsed: Any) -> tuple[dict[str, Any], str, int, int] | Rejection:
+    def _read(
+        self, raw: bytes, parsed: Any
+    ) -> tuple[dict[str, Any], str, int, int] | Rejection | None:
         """Count and check one line (`parsed`: `contracts.parse(raw)`); for an event, move
-        stream time and say (event, customer_id, event time, partition). An event from
-        the future of its partition's stream time is refused here, in line order (as
-        `feed_chunk`'s first pass reads them), before it moves any time."""
+        stream time and say (event, customer_id, event time, partition); None for an event
+        at or after `until`. An event from the future of its partition's stream time is
+        refused here, in line order (as `feed_chunk`'s first pass reads them), before it
+        moves any time."""
         stats = self.stats
         stats.lines += 1
         decoded = parsed if isinstance(parsed, Rejection) else check(parsed, raw)
@@ -159,6 +168,9 @@ class Replayer:
             return decoded
         event, _, customer_id, _ = decoded
         event_time = engine.event_time(event)
+        if self.until is not None and event_time >= self.until:
+            stats.later += 1
+            return None
         partition = self.partition(customer_id)
         ahead = self.ahead
         if ahead.refuses(partition, event_time, self.times.get(partition)):
@@ -206,6 +218,8 @@ class Replayer:
         dead: list[tuple[int, bytes, Rejection]] = []
         for line_no, raw, parsed in lines:
             read = self._read(raw, parsed)
+            if read is None:
+                continue
             if isinstance(read, Rejection):
                 dead.append((line_no, raw, read))
                 continue
@@ -401,6 +415,7 @@ def replay_file(
     chunk_lines: int = CHUNK_LINES,
     fmt: Format | None = None,
     mapping: Mapping | None = None,
+    until: int | None = None,
 ) -> ReplayStats:
     """Replay `source` into the three output files in this process; `progress` gets
     bytes read so far (`streams.replay_jobs` runs it on several processes).
@@ -409,7 +424,8 @@ def replay_file(
     with that many partitions does (1: one stream time for the whole file).
     `finished` gets the replayer at the end, with its final states (the benchmark's).
     `chunk_lines`: lines fed at a time (`Replayer.feed_chunk`); the outputs do not
-    depend on it. `fmt` and `mapping`: how to read it (`streams.sources`).
+    depend on it. `fmt` and `mapping`: how to read it (`streams.sources`). `until`: apply
+    only the events before it (`Replayer.until`).
     """
     with ExitStack() as stack:
         history = open_history(source, stack, fmt, mapping)
@@ -421,6 +437,7 @@ def replay_file(
             jsonl_writer(dead_f),
             source_name=str(source),
             partitions=partitions,
+            until=until,
         )
         feed_history(replayer, history, chunk_lines, progress)
         write_snap = jsonl_writer(stack.enter_context(snapshot.open("wb")))

@@ -45,6 +45,22 @@ def default_jobs(partitions: int) -> int:
     return max(1, min(cpus or 1, partitions))
 
 
+# Called in each job with its replayer, once it is done, and the job's number.
+Finished = Callable[[Replayer, int], None]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What each job reads, and what it does at the end (jobs are forked: nothing here is
+    pickled, a closure will do)."""
+
+    source: Path
+    fmt: Format | None
+    mapping: Mapping | None
+    until: int | None
+    finished: Finished | None
+
+
 @dataclass
 class _Done:
     """What a job sends back: its statistics and the position of each record it wrote."""
@@ -67,17 +83,25 @@ def replay_parallel(
     jobs: int = 1,
     fmt: Format | None = None,
     mapping: Mapping | None = None,
+    until: int | None = None,
+    finished: Finished | None = None,
 ) -> ReplayStats:
-    """`replay_file` on `jobs` processes (at most one per partition): the same bytes."""
+    """`replay_file` on `jobs` processes (at most one per partition): the same bytes.
+
+    `until`: apply only the events before it (`Replayer.until`). `finished` is called in
+    each job, with its replayer (its final states) and its number, once it has written
+    its grades (bootstrap hands the states to the worker's table from there).
+    """
     jobs = max(1, min(jobs, partitions))
     if jobs == 1:
         return replay_file(
             source, policy, out, snapshot, dead_letters, as_of, progress, partitions,
-            fmt=fmt, mapping=mapping,
+            fmt=fmt, mapping=mapping, until=until,
+            finished=None if finished is None else lambda replayer: finished(replayer, 0),
         )  # fmt: skip
     with ExitStack() as stack:  # a file no job could read fails here, before any starts
         open_history(source, stack, fmt, mapping)
-    reading = (source, fmt, mapping)
+    reading = _Reading(source, fmt, mapping, until, finished)
     context = multiprocessing.get_context("fork")
     read = [context.Value("q", 0, lock=False) for _ in range(jobs)]
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out.parent) as tmp:
@@ -140,7 +164,7 @@ def _collect(
 
 
 def _job(
-    reading: tuple[Path, Format | None, Mapping | None],
+    reading: _Reading,
     policy: Policy,
     work: Path,
     as_of: int | None,
@@ -159,7 +183,7 @@ def _job(
 
 
 def _grade_share(
-    reading: tuple[Path, Format | None, Mapping | None],
+    reading: _Reading,
     policy: Policy,
     work: Path,
     as_of: int | None,
@@ -170,7 +194,7 @@ def _grade_share(
 ) -> _Done:
     """Job `j`'s share of the replay: its partitions' lines, graded into its own files."""
     out_at, dead_at, snap_ids = array("q"), array("q"), []
-    source, fmt, mapping = reading
+    source, fmt, mapping = reading.source, reading.fmt, reading.mapping
     with ExitStack() as stack:
         history = open_history(source, stack, fmt, mapping)
         out_f = stack.enter_context(_path(work, "out", j).open("wb"))
@@ -186,7 +210,7 @@ def _grade_share(
             dead_at.append(replayer.at)
             write_dead(record)
 
-        replayer = Replayer(policy, emit, dead, str(source), partitions)
+        replayer = Replayer(policy, emit, dead, str(source), partitions, reading.until)
 
         def told(done: int) -> None:
             read.value = done
@@ -196,6 +220,8 @@ def _grade_share(
         for grade in replayer.finish(as_of):
             snap_ids.append(grade["customer_id"])
             write_snap(grade)
+    if reading.finished is not None:
+        reading.finished(replayer, j)
     return _Done(replayer.stats, out_at.tobytes(), dead_at.tobytes(), snap_ids)
 
 
@@ -227,6 +253,7 @@ def _add(total: ReplayStats, part: ReplayStats) -> None:
     total.outputs.update(part.outputs)
     total.regraded_by_time += part.regraded_by_time
     total.customers += part.customers
+    total.later += part.later
     if part.stream_time is not None and (
         total.stream_time is None or part.stream_time > total.stream_time
     ):

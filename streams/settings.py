@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     # The worker's tunables (docs/worker.md, "Tunables").
     stall_seconds: float = Field(5.0, gt=0, description="Idle time before a seek back")
     stall_tries: int = Field(3, ge=1, description="Seeks back from one place before going on")
+    align_wait_seconds: float = Field(
+        1.0, gt=0, description="Wait on a lagging input partition before looking into it"
+    )
+    align_hold_records: int = Field(
+        4000, ge=1, description="Records an input partition may hold back before it is paused"
+    )
     view_batch_size: int = Field(500, ge=1, description="Most snapshots per Redis pipeline")
     view_batch_wait_seconds: float = Field(0.2, gt=0, description="Longest wait to fill one")
     lag_interval_seconds: float = Field(5.0, gt=0, description="How often consumer lag is read")

@@ -2,17 +2,21 @@
 the broker and the table.
 
 Each agent takes records in batches (`Stream.take_events`): up to `batch_size` records,
-or what arrived within `batch_wait_seconds`. Per batch: each record through the grading
-step (inputs only when they are the next of their partition, `streams.app.progress`);
-then every send delivered and acknowledged; then the states and markers persisted. The
-batch holds the locks of its customers throughout, so the tick agent never reads a state
-an input batch is still changing.
+or what arrived within `batch_wait_seconds`. One agent reads every input topic: a record
+that is the next of its partition (`streams.app.progress`) goes to the aligner
+(`streams.app.input_flow`), which hands back, in event-time order across the topics,
+those that may be graded now. Per batch: each record through the grading step; then every
+send delivered and acknowledged; then the states and markers persisted. The batch holds
+the locks of its customers throughout, so the tick agent never reads a state an input
+batch is still changing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -23,12 +27,15 @@ from prometheus_client import Counter
 
 from streams.app import metrics
 from streams.app.grading_step import GradingStep, Record
+from streams.app.input_flow import FlowControl, InputFlow, paced
 from streams.app.outbox import Producer, deliver
 from streams.app.progress import Progress, marker_key, read_marker
 from streams.app.states import Batch
 from streams.app.table import FaustTable
 
 Agent = Callable[[faust.StreamT[bytes]], AsyncIterator[None]]
+
+log = logging.getLogger(__name__)
 
 
 class CustomerLocks:
@@ -79,6 +86,9 @@ class GradingAgents:
         producer: Callable[[], Producer],
         batch_size: int,
         batch_wait_seconds: float,
+        align_wait_seconds: float = 1.0,
+        align_hold: int = 4000,
+        consumer: Callable[[], FlowControl] | None = None,
     ) -> None:
         self.step = step
         self.table = table
@@ -86,16 +96,73 @@ class GradingAgents:
         self.producer = producer
         self.batch_size = batch_size
         self.batch_wait_seconds = batch_wait_seconds
+        self.align_wait_seconds = align_wait_seconds
+        self.align_hold = align_hold
+        self.consumer = consumer
         self.locks = CustomerLocks()
+        self.flow: InputFlow | None = None
 
-    def inputs(self, topic: str) -> Agent:
-        """The agent of an input topic."""
+    def inputs(self, *topics: str) -> Agent:
+        """The agent of the input topics: one for all, so that a partition number's records
+        of every topic are graded in event-time order (`streams.app.alignment`)."""
+        flow = self.flow = InputFlow(
+            topics,
+            self.align_wait_seconds,
+            self.align_hold,
+            self.consumer,
+            self._done_of,
+            self.step.clock.max_ahead_seconds,
+        )
+        for topic in topics:
+            # The watch seeks back to the next offset expected, past the records held.
+            async def next_read(partition: int, topic: str = topic) -> int | None:
+                return flow.next_read(topic, partition)
 
-        async def done_of(partition: int) -> int | None:
-            return self._done(marker_key(topic, partition), partition)
+            self.progress.watched[topic] = next_read
 
-        self.progress.watched[topic] = done_of
-        return self._agent(topic, self._on_record, metrics.EVENTS_IN.labels(topic))
+        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            batches = cast(faust.Stream[bytes], stream).take_events(
+                self.batch_size, within=self.batch_wait_seconds
+            )
+            # Woken when idle, to end a wait on a silent partition (`paced`).
+            idle: Sequence[faust.EventT[bytes]] = ()
+            async for events in paced(batches, self.align_wait_seconds / 2, idle):
+                if events:
+                    metrics.BATCH_RECORDS.observe(len(events))
+                    for topic, count in Tally(e.message.topic for e in events).items():
+                        metrics.EVENTS_IN.labels(topic).inc(count)
+                if events or flow.aligner.count:
+                    await self._inputs_batch(topics, flow, events)
+                yield None
+
+        return agent
+
+    def reset(self) -> None:
+        """After a rebalance (with `Progress.reset`): what was held is read again."""
+        if self.flow is not None:
+            self.flow.reset()
+
+    async def _inputs_batch(
+        self, topics: Sequence[str], flow: InputFlow, events: Sequence[faust.EventT[bytes]]
+    ) -> None:
+        """Take each record that is the next of its partition, then grade what the
+        aligner releases, as one batch."""
+        self.progress.busy.update(topics)
+        try:
+            for event in events:
+                m = event.message
+                self.progress.read(m.topic)
+                if await self.progress.in_order(m.tp, m.offset, flow.next_read(*m.tp)):
+                    flow.push(event)
+            await flow.look_into_waits(self._rewind)
+            released = flow.release()
+            if released:
+                await self._grade(released, self._on_record)
+        finally:
+            self.progress.busy.difference_update(topics)
+            if events:  # the watch counts a stall from the last records taken
+                for topic in topics:
+                    self.progress.read(topic)
 
     def ticks(self, topic: str) -> Agent:
         """The agent of the ticks topic."""
@@ -126,37 +193,53 @@ class GradingAgents:
         events: Sequence[faust.EventT[bytes]],
         handle: Callable[[faust.EventT[bytes], Batch], Any],
     ) -> None:
-        batch = Batch()
         self.progress.busy.add(topic)
         try:
-            # The customer ids a batch may touch: its records' keys (keyless: none).
-            keys = {e.message.key.decode(errors="replace") for e in events if e.message.key}
-            async with self.locks.held(keys):
-                for event in events:
-                    self.table.events[event.message.partition] = event
-                    await handle(event, batch)
-                self.step.finish(batch)
-                await deliver(self.producer(), batch.sends)
-                self.step.persist(batch)
-            now = time.time()
-            for produced_at in batch.produced_at:
-                metrics.PROCESSING_SECONDS.observe(max(0.0, now - produced_at))
+            await self._grade(events, handle)
         finally:
             # The watch counts a stall from here, not from the batch's start.
             self.progress.busy.discard(topic)
             self.progress.read(topic)
 
+    async def _grade(
+        self,
+        events: Sequence[faust.EventT[bytes]],
+        handle: Callable[[faust.EventT[bytes], Batch], Any],
+    ) -> None:
+        """Each record through `handle`, then deliver the sends, then persist."""
+        batch = Batch()
+        # The customer ids a batch may touch: its records' keys (keyless: none).
+        keys = {e.message.key.decode(errors="replace") for e in events if e.message.key}
+        async with self.locks.held(keys):
+            for event in events:
+                self.table.events[event.message.partition] = event
+                await handle(event, batch)
+            self.step.finish(batch)
+            await deliver(self.producer(), batch.sends)
+            self.step.persist(batch)
+        now = time.time()
+        for produced_at in batch.produced_at:
+            metrics.PROCESSING_SECONDS.observe(max(0.0, now - produced_at))
+
     async def _on_record(self, event: faust.EventT[bytes], batch: Batch) -> None:
+        """An input record released by the aligner (the next of its partition)."""
         message = event.message
-        self.progress.read(message.topic)
-        marker = marker_key(message.topic, message.partition)
-        done = self._done(marker, message.partition)
-        if await self.progress.in_order(message.tp, message.offset, done):
-            self.step.record(record_of(event), batch)
-            self.progress.handled(marker, message.offset + 1)
+        self.step.record(record_of(event), batch)
+        self.progress.handled(marker_key(message.topic, message.partition), message.offset + 1)
 
     async def _on_tick(self, event: faust.EventT[bytes], batch: Batch) -> None:
         self.step.tick(record_of(event), batch)
+
+    async def _rewind(self, tp: faust.types.TP, done: int, position: int) -> None:
+        """Seek back a partition the aligner waits on, whose records up to `position` the
+        consumer has read but the agent never took. Not `Progress.rewind`: records still
+        on their way may come first, and a gap they show is sought back as any other."""
+        metrics.REWINDS.inc()
+        log.warning("%s: read to %d, nothing taken from %d: seeking back", tp, position, done)
+        await self.progress.consumer().seek_wait({tp: done})
+
+    def _done_of(self, topic: str, partition: int) -> int | None:
+        return self._done(marker_key(topic, partition), partition)
 
     def _done(self, marker: bytes, partition: int) -> int | None:
         """The next offset to handle of an input partition: known, or its stored marker."""

@@ -8,6 +8,10 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("gradestream_events_in_total", "Input records read", ["topic"])
+ALIGN_HELD = Gauge(
+    "gradestream_align_held",
+    "Input records read and waiting for the other input topics to catch up in event time",
+)
 TICKS_IN = Counter("gradestream_ticks_total", "Sweep ticks read (wake-ups of due customers)")
 BATCH_RECORDS = Histogram(
     "gradestream_batch_records",

@@ -65,7 +65,10 @@ class GradingWorker:
             ("interactions", settings.topic_interactions),
         ):
             carried.setdefault(name, []).append(kind)
-        self.inputs = {name: app.topic(name, partitions=p) for name in carried}
+        # One agent reads them all, in event-time order across them (docs/worker.md,
+        # "Event time across topics").
+        self.inputs = tuple(carried)
+        self.input_topic = app.topic(*carried, partitions=p)
         self.outputs = {
             "tier_changed": internal(settings.topic_tier_changes),
             "churn_risk_changed": internal(settings.topic_churn_risk),
@@ -107,6 +110,9 @@ class GradingWorker:
             lambda: app.producer,
             settings.batch_size,
             settings.batch_wait_seconds,
+            settings.align_wait_seconds,
+            settings.align_hold_records,
+            lambda: app.consumer,
         )
         self.view = ViewAgent(
             RedisView(redis_client(settings), settings.redis_key_prefix),
@@ -116,13 +122,12 @@ class GradingWorker:
             settings.view_batch_wait_seconds,
         )
         self.status.view_error = lambda: self.view.view.error
-        self._register(routes)
+        self._register()
 
-    def _register(self, routes: Routes) -> None:
+    def _register(self) -> None:
         app, settings = self.app, self.settings
-        for name, topic in self.inputs.items():
-            agent_name = f"grade-{'-'.join(routes.carries[name])}"
-            app.agent(topic, name=agent_name, concurrency=1)(self.agents.inputs(name))
+        inputs = self.agents.inputs(*self.inputs)
+        app.agent(self.input_topic, name="grade-inputs", concurrency=1)(inputs)
         ticks = self.agents.ticks(settings.topic_ticks)
         app.agent(self.ticks, name="ticks", concurrency=1)(ticks)
         app.agent(self.grades, name="redis-view", concurrency=1)(self.view)
@@ -170,6 +175,7 @@ class GradingWorker:
         clock, progress, partitions = self.clock, self.progress, self.settings.partitions
         clock.dues = {}
         progress.reset()
+        self.agents.reset()
         graded_at: dict[int, int] = {}
         resume_at: dict[int, int] = {}
         dues: dict[str, tuple[int, int | None]] = {}  # the earlier of live and shadow dues

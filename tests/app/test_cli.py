@@ -117,3 +117,13 @@ def test_topics_refuse_bad_settings_in_one_line_and_warn_of_unknown_ones(command
         "(did you mean GRADESTREAM_CLOCK?)",
         "settings refused: GRADESTREAM_PARTITIONS: Input should be greater than or equal to 1",
     ]
+
+
+def test_bootstrap_refuses_an_instant_without_offset_before_touching_kafka(tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text("")
+    result = CliRunner().invoke(
+        app, ["bootstrap", str(history), "--until", "2024-06-01T00:00:00"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 2
+    assert "has no UTC offset" in result.output

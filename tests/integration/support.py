@@ -21,8 +21,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.app.alignment import aligned
 from streams.core.policy import Policy, load_policy
 from streams.replay import replay_file
+from streams.schedule import partition_of
 from streams.simulate import SimRecord, generate, write_jsonl
 from streams.sinks.redis_view import RedisView
 from tests.conftest import REPO, TopicFactory
@@ -208,20 +210,26 @@ class Deployment:
 
 
 async def make_deployment(
-    kafka: str, redis_url: str, new_topic: TopicFactory, tmp_path: Path, one_topic: bool
+    kafka: str,
+    redis_url: str,
+    new_topic: TopicFactory,
+    tmp_path: Path,
+    one_topic: bool,
+    **input_configs: str,
 ) -> Deployment:
-    """Unique input topics (4 partitions; one for all kinds, or one per kind), the
-    customer-grades topic, and names for the topics the worker declares itself.
+    """Unique input topics (4 partitions; one for all kinds, or one per kind; with
+    `input_configs`), the customer-grades topic, and names for the topics the worker
+    declares itself.
 
     customer-grades is created here, compacted, as `gradestream topics create` would: the
     trials watch it from before the worker starts, and a consumer's metadata request for a
     missing topic makes the broker auto-create it. The worker's producer then never saw a
     leader for it (docs/reliability.md, "Open defects")."""
     if one_topic:
-        events = await new_topic("events", partitions=4)
+        events = await new_topic("events", partitions=4, **input_configs)
         topics = dict.fromkeys(INPUTS, events)
     else:
-        topics = {name: await new_topic(name, partitions=4) for name in INPUTS}
+        topics = {name: await new_topic(name, partitions=4, **input_configs) for name in INPUTS}
     topics["customer-grades"] = await new_topic(
         "customer-grades", partitions=4, **{"cleanup.policy": "compact"}
     )
@@ -269,6 +277,17 @@ def keyed(records: Iterable[SimRecord]) -> list[SimRecord]:
 
 def simulated(customers: int, days: int, seed: int) -> list[SimRecord]:
     return keyed(generate(customers, days, seed))
+
+
+def in_worker_order(records: Iterable[SimRecord], partitions: int = 4) -> list[SimRecord]:
+    """The records in the order a worker grades them from a backlog on the three input
+    topics (`streams.app.alignment.aligned`): what replay must read to give its outputs.
+    A keyless record (no effect on any state) is put on partition 0."""
+
+    def partition(record: SimRecord) -> int:
+        return partition_of(record.key.decode(), partitions) if record.key else 0
+
+    return aligned(((r.topic, partition(r), r.value, r) for r in records), INPUTS)
 
 
 def replay(

@@ -1,6 +1,6 @@
 """Fixtures of the fault-injection runs: a one-topic deployment (so that outputs can be
-compared with replay, see docs/worker.md "Ordering") whose workers carry marker secrets,
-and a place to put each run's figures."""
+compared with replay, see docs/worker.md "Event time across topics") whose workers carry
+marker secrets, and a place to put each run's figures."""
 
 from __future__ import annotations
 
