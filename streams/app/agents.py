@@ -217,6 +217,7 @@ class GradingAgents:
             self.step.finish(batch)
             await deliver(self.producer(), batch.sends)
             self.step.persist(batch)
+            await self.table.flush(self.producer())
         now = time.time()
         for produced_at in batch.produced_at:
             metrics.PROCESSING_SECONDS.observe(max(0.0, now - produced_at))

@@ -4,6 +4,13 @@ Faust's table and its RocksDB store take the partition of a read or write from "
 record being processed", which `Stream.take_events` leaves unset (faust-streaming issue
 497). So an agent names a record of each partition of its batch (`FaustTable.events`)
 and every read or write of that partition is made with that record as the current one.
+
+With the RocksDB store, reads and writes of a known partition skip faust's table: they
+go to the partition's database directly, and the writes' changelog records are sent
+through the producer once per batch (`FaustTable.flush`), as the outbox sends. Through
+faust, a read cost a missing-key exception and sensors, and each write a FutureMessage
+with its callbacks and a RocksDB write of the changelog offset (docs/benchmarks.md,
+"Worker"). The changelog records and offsets are what faust writes: recovery reads them.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.types import TP
+
+from streams.app.outbox import Producer, Send, send
 
 
 @contextmanager
@@ -37,16 +47,62 @@ class FaustTable:
         # Per partition, a record read from it (set by the agents before each record):
         # faust takes only the partition from it, so any agent's will do.
         self.events: dict[int, faust.EventT[bytes]] = {}
+        # The changelog records of the writes since the last flush, and a failed one's
+        # error (raised by the next flush, as a failed delivery is).
+        self.changelog: list[Send] = []
+        self.failed: BaseException | None = None
 
     def get(self, key: bytes, partition: int | None) -> bytes | None:
+        db = self._db(partition)
+        if db is not None:
+            found: bytes | None = db.get(key)
+            return found
         event = None if partition is None else self.events.get(partition)
         with processing(event):
             value: bytes | None = self.table.get(key)
         return value
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
-        with processing(self.events[partition]):
-            self.table[key] = value
+        db = self._db(partition)
+        if db is None:
+            with processing(self.events[partition]):
+                self.table[key] = value
+            return
+        db.put(key, value)
+        topic = self.table.changelog_topic.get_topic_name()
+        self.changelog.append(Send(topic, key, value, partition))
+
+    async def flush(self, producer: Producer) -> None:
+        """Send the changelog records of the writes since the last flush; once the last
+        of a partition is acknowledged, store its offset as faust does (from there,
+        recovery reads the changelog)."""
+        if self.failed is not None:
+            raise self.failed
+        records, self.changelog = self.changelog, []
+        last: dict[int, Any] = {}
+        for record in records:
+            assert record.partition is not None
+            last[record.partition] = await send(producer, record)
+        for partition, ack in last.items():
+            ack.add_done_callback(lambda done, p=partition: self._persisted(p, done))
+
+    def _persisted(self, partition: int, ack: Any) -> None:
+        if ack.cancelled():
+            return
+        if ack.exception() is not None:
+            self.failed = ack.exception()
+            return
+        store = self.table.data
+        if partition in store._dbs:  # not revoked meanwhile
+            tp = TP(self.table.changelog_topic.get_topic_name(), partition)
+            store.set_persisted_offset(tp, ack.result().offset)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self.table.items())
+
+    def _db(self, partition: int | None) -> Any:
+        """The RocksDB database of `partition` (None: not known, or not RocksDB)."""
+        store = self.table.data
+        if partition is None or not hasattr(store, "_db_for_partition"):
+            return None
+        return store._db_for_partition(partition)
