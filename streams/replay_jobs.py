@@ -18,6 +18,7 @@ but their results (statistics and positions).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import multiprocessing
 import os
@@ -107,6 +108,9 @@ def replay_parallel(
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out.parent) as tmp:
         work = Path(tmp)
         pipes, procs = [], []
+        # What the parent holds is frozen out of the collector's reach: a collection in a
+        # job would otherwise write to every inherited object and copy all their pages.
+        gc.freeze()
         for j in range(jobs):
             receive, send = context.Pipe(duplex=False)
             args = (reading, policy, work, as_of, partitions, jobs, j, read[j], send)
@@ -115,6 +119,7 @@ def replay_parallel(
             send.close()
             pipes.append(receive)
             procs.append(proc)
+        gc.unfreeze()
         done = _collect(pipes, procs, read, progress)
         stats = ReplayStats()
         for result in done:
