@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from streams.cli_bootstrap import bootstrap
@@ -21,6 +20,7 @@ from streams.cli_support import (
     PolicyOption,
     console,
     fail,
+    file_progress,
     policy_or_exit,
     rfc3339,
     settings_or_exit,
@@ -106,14 +106,7 @@ def replay(
     dlq = dead_letters or out.with_suffix(".dlq.jsonl")
     n_jobs = min(jobs, partitions) if jobs is not None else default_jobs(partitions)
     started = time.perf_counter()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with file_progress() as bar:
         task = bar.add_task(f"replaying {source.name}", total=source.stat().st_size)
         try:
             stats = replay_parallel(

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from streams.cli_support import (
@@ -15,6 +14,7 @@ from streams.cli_support import (
     PolicyOption,
     console,
     fail,
+    file_progress,
     policy_or_exit,
     rfc3339,
     settings_or_exit,
@@ -116,14 +116,7 @@ def _graded(job: Bootstrap, work: Path) -> ReplayStats:
     from streams.sources import HistoryError
 
     refusal = None
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with file_progress() as bar:
         task = bar.add_task(f"grading {job.source.name}", total=job.source.stat().st_size)
         try:
             return job.grade(work, lambda read: bar.update(task, completed=read))

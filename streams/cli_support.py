@@ -10,6 +10,7 @@ from typing import Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from streams.core.errors import PolicyError
 from streams.core.policy import Policy, load_policy
@@ -80,3 +81,16 @@ class HistoryFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
+
+
+def file_progress() -> Progress:
+    """The progress bar of a command that reads a file: bytes read and time left, gone
+    when the command prints its summary."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
