@@ -64,10 +64,17 @@ async def drain_workers(n: int, names: dict[str, str], sent: int, tag: str) -> s
         name: int(sum(v for k, v in m.items() if k.startswith(f"gradestream_{name}_total")))
         for name in ("dead_letters", "outputs", "redis_snapshots")
     }
+    # The dead letters by reason: a backlog on three topics must refuse no good event as
+    # too_late (the input topics are aligned by event time, docs/worker.md).
+    reasons = {
+        k.partition('reason="')[2].rstrip('"}'): int(v)
+        for k, v in m.items()
+        if k.startswith("gradestream_dead_letters_total{")
+    }
     print(
         f"{n} worker(s): {d.eps:,.0f} events/s, {d.cpu_us:,.1f} µs CPU/event, "
         f"{d.cpu_share:.2f} cores; batches of {mean:.1f} records on average; {counts} "
-        "(first worker)",
+        f"(first worker); dead letters by reason {reasons}",
         flush=True,
     )
     return d
