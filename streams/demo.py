@@ -12,6 +12,7 @@ Nothing here is faked: every event goes through the broker and the worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -154,15 +155,40 @@ async def create_demo_topics(env: dict[str, str]) -> None:
     admin = admin_client(settings)
     await admin.start()
     try:
-        results = await create_topics(admin, expected_topics(settings))
+        specs = expected_topics(settings)
+        results = await create_topics(admin, specs)
+        await _leaders_elected(admin, [spec.name for spec in specs])
     finally:
         await admin.close()
     for failed in (r for r in results if r.outcome == "failed"):
         console.print(f"[red]topic {failed.name} not created:[/] {failed.message}")
 
 
-async def watch(bootstrap: str, topics: list[str], quiet_for: float = 8.0) -> Counter[str]:
-    """Show output events live until none arrives for `quiet_for` seconds."""
+async def _leaders_elected(admin: Any, names: list[str]) -> None:
+    """Wait (a minute at most) until every partition of `names` has a leader: producing to
+    a topic created a moment ago makes the client log and retry until then (more so on a
+    broker just started)."""
+
+    def led(topic: dict[str, Any]) -> bool:
+        partitions = topic["partitions"]
+        return (
+            topic["error_code"] == 0
+            and bool(partitions)
+            and all(p["leader"] >= 0 for p in partitions)
+        )
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            # Polling: the broker tells no one when a leader is elected.
+            while not all(led(t) for t in await admin.describe_topics(names)):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+
+
+async def watch(
+    bootstrap: str, topics: list[str], quiet_for: float = 8.0, first_within: float = 120.0
+) -> Counter[str]:
+    """Show output events live until none arrives for `quiet_for` seconds (the first may
+    take up to `first_within`: on a broker just started, the worker's group forms first)."""
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     counts: Counter[str] = Counter()
@@ -170,7 +196,7 @@ async def watch(bootstrap: str, topics: list[str], quiet_for: float = 8.0) -> Co
     last = time.monotonic()
     try:
         with Live(console=console, refresh_per_second=4) as live:
-            while time.monotonic() - last < quiet_for:
+            while time.monotonic() - last < (quiet_for if counts else first_within):
                 batch = await consumer.getmany(timeout_ms=500)
                 for messages in batch.values():
                     for message in messages:
