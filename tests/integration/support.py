@@ -533,6 +533,25 @@ async def read_outputs(deployment: Deployment) -> list[dict[str, Any]]:
     return outputs
 
 
+async def read_outputs_of(
+    deployment: Deployment, worker: Any, expected: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each output topic read until it holds as many distinct events as `expected` has of
+    its type (30 s at most each, failing early if `worker` dies)."""
+    expected = list(expected)
+    outputs: list[dict[str, Any]] = []
+    for name in OUTPUTS:
+        want = sum(1 for o in expected if o["type"] == OUTPUT_TYPE[name])
+        outputs += await read_topic(
+            deployment.kafka,
+            deployment.topics[name],
+            lambda got, want=want: len({o["event_id"] for o in got}) >= want,
+            within=30,
+            worker=worker,
+        )
+    return outputs
+
+
 def duplicates(events: Iterable[dict[str, Any]]) -> int:
     """Copies beyond the first, counted by event_id."""
     seen: set[str] = set()

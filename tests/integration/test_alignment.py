@@ -15,14 +15,13 @@ from streams.produce import produce_async
 from tests.conftest import TopicFactory
 from tests.integration.support import (
     INPUTS,
-    OUTPUT_TYPE,
-    OUTPUTS,
     Deployment,
     clean_redis,
     in_worker_order,
     latest,
     make_deployment,
     mismatch,
+    read_outputs_of,
     read_topic,
     replay,
     simulated,
@@ -70,16 +69,7 @@ async def test_a_backlog_on_three_topics_is_graded_in_event_time_order(
             )
         )
         assert grades == expected_grades, mismatch(grades, expected_grades)
-        outputs = []
-        for name in OUTPUTS:
-            want = sum(1 for o in expected_outputs if o["type"] == OUTPUT_TYPE[name])
-            outputs += await read_topic(
-                deployment.kafka,
-                deployment.topics[name],
-                lambda got, want=want: len({o["event_id"] for o in got}) >= want,
-                within=30,
-                worker=worker,
-            )
+        outputs = await read_outputs_of(deployment, worker, expected_outputs)
         dead = await read_topic(
             deployment.kafka,
             deployment.topics["dead-letters"],

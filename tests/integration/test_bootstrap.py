@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -21,8 +20,6 @@ from streams.replay import replay_file
 from streams.simulate import SimConfig, SimRecord, generate, write_jsonl
 from tests.conftest import REPO, TopicFactory
 from tests.integration.support import (
-    OUTPUT_TYPE,
-    OUTPUTS,
     Deployment,
     clean_redis,
     healthy,
@@ -33,6 +30,7 @@ from tests.integration.support import (
     make_deployment,
     mismatch,
     read_all,
+    read_outputs_of,
     read_topic,
     redis_converges,
     replay,
@@ -168,16 +166,7 @@ async def _bootstrap_then_live(deployment: Deployment, tmp_path: Path) -> None:
             )
         )
         assert grades == whole_grades, mismatch(grades, whole_grades)
-        outputs: list[dict[str, Any]] = []
-        for name in OUTPUTS:
-            want = sum(1 for o in after_outputs if o["type"] == OUTPUT_TYPE[name])
-            outputs += await read_topic(
-                deployment.kafka,
-                deployment.topics[name],
-                lambda got, want=want: len({o["event_id"] for o in got}) >= want,
-                within=30,
-                worker=worker,
-            )
+        outputs = await read_outputs_of(deployment, worker, after_outputs)
         stored = await redis_converges(deployment.redis_url, deployment.prefix, whole_grades)
         assert stored == whole_grades, mismatch(stored, whole_grades)
         looked_up = await http_grades(deployment.web_port, sorted(whole_grades))

@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -24,8 +23,6 @@ from streams.sinks.redis_view import RedisView
 from tests.conftest import REPO, TopicFactory
 from tests.integration.support import (
     INPUTS,
-    OUTPUT_TYPE,
-    OUTPUTS,
     Deployment,
     clean_redis,
     end_offsets,
@@ -36,6 +33,7 @@ from tests.integration.support import (
     mismatch,
     read_all,
     read_outputs,
+    read_outputs_of,
     read_topic,
     redis_converges,
     replay,
@@ -83,16 +81,7 @@ async def test_worker_equals_replay(deployment: Deployment, tmp_path: Path) -> N
             )
         )
         assert grades == expected_grades, mismatch(grades, expected_grades)
-        outputs: list[dict[str, Any]] = []
-        for name in OUTPUTS:
-            want = sum(1 for o in expected_outputs if o["type"] == OUTPUT_TYPE[name])
-            outputs += await read_topic(
-                deployment.kafka,
-                deployment.topics[name],
-                lambda got, want=want: len({o["event_id"] for o in got}) >= want,
-                within=30,
-                worker=worker,
-            )
+        outputs = await read_outputs_of(deployment, worker, expected_outputs)
         assert worker.returncode is None, (deployment.datadir / "worker.log").read_text()[-3000:]
 
         # Redis converges on the same grades.
