@@ -14,8 +14,7 @@ GRADESTREAM_COMPILE chooses:
 * ``0``: pure Python, no compilation.
 
 Besides the core, the replay loop (``streams/replay.py``), the due index it and the
-worker share (``streams/schedule.py``), a replay job's reading of each line's customer
-(``streams/routing.py``) and the boundary's decode (``streams/contracts.py``) are
+worker share (``streams/schedule.py``) and the boundary's decode (``streams/contracts.py``) are
 compiled: they are the per-event path of a replay around the core.
 
 Editable installs (``make install``) build the extensions in place, next to the sources
@@ -62,9 +61,9 @@ CORE = [
     "grading",
     "engine",
 ]
-# Outside the core, the modules on a replay's per-event path: its loop, the due index, a
-# job's routing and the boundary's decode (contracts.py).
-EXTRA = ["streams.schedule", "streams.replay", "streams.routing", "streams.contracts"]
+# Outside the core, the modules on a replay's per-event path: its loop, the due index
+# and the boundary's decode (contracts.py).
+EXTRA = ["streams.schedule", "streams.replay", "streams.contracts"]
 MODULES = [f"streams.core.{m}" for m in CORE] + EXTRA
 # Written next to the core's extensions: the sha256 of each source (every module of
 # MODULES, by dotted name) they were compiled from.

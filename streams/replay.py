@@ -36,7 +36,6 @@ from streams.core.errors import Rejection
 from streams.core.grading import grade
 from streams.core.policy import Policy
 from streams.core.state import CustomerState
-from streams.routing import customer_in, customer_of
 from streams.schedule import DueIndex, partition_of
 from streams.sources import Format, History, Mapping, open_history
 
@@ -473,9 +472,10 @@ def feed_history(
                 raw = line.rstrip(b"\r\n")
                 if progress is not None and not line_no & PROGRESS_LINES:
                     progress(position())
-                if jobs > 1 and replayer.job_of(customer_of(raw), jobs) != j:
+                parsed = parse(raw)
+                if jobs > 1 and replayer.job_of(customer_in(parsed), jobs) != j:
                     continue
-                chunk.append((line_no, raw, parse(raw)))
+                chunk.append((line_no, raw, parsed))
                 if len(chunk) >= chunk_lines:
                     replayer.feed_chunk(chunk)
                     chunk = []
@@ -496,3 +496,13 @@ def feed_history(
             gc.enable()
     if progress is not None:
         progress(position())
+
+
+def customer_in(parsed: Any) -> str | None:
+    """The customer_id of a parsed line (None: none, or not an object): which job of
+    `replay --jobs N` grades it (`Replayer.job_of`)."""
+    if type(parsed) is dict:
+        customer_id = parsed.get("customer_id")
+        if type(customer_id) is str:
+            return customer_id
+    return None

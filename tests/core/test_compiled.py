@@ -1,8 +1,8 @@
 """The compiled core (mypyc, setup.py) against its Python sources.
 
 "The core" here is every module setup.py compiles: streams/core, and the replay loop, its
-due index, its routing and the boundary's decode (streams/replay.py, streams/schedule.py,
-streams/routing.py, streams/contracts.py), as `_compiled_sources.json` lists.
+due index and the boundary's decode (streams/replay.py, streams/schedule.py,
+streams/contracts.py), as `_compiled_sources.json` lists.
 
 Skipped when the core runs as pure Python (installed without a C compiler, or with
 GRADESTREAM_COMPILE=0): there is nothing compiled to compare then.

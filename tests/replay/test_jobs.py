@@ -3,7 +3,6 @@ the bytes written must not depend on N (streams/replay_jobs.py)."""
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import fields
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from streams import replay_jobs
@@ -20,7 +17,6 @@ from streams.cli import app
 from streams.core.policy import load_policy
 from streams.replay import ReplayStats
 from streams.replay_jobs import replay_parallel
-from streams.routing import customer_of
 from streams.simulate import SimConfig, generate
 from tests.replay.test_chunks import from_the_future
 
@@ -150,47 +146,3 @@ def test_a_customer_with_no_applied_event_has_no_grade(
     assert all(not g["as_of"].startswith("1970") for g in grades)
     assert stats.customers == 1
     assert stats.dead_letters["unknown_currency"] == 1
-
-
-def _parsed_customer(raw: bytes) -> str | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    customer_id = value.get("customer_id") if isinstance(value, dict) else None
-    return customer_id if isinstance(customer_id, str) else None
-
-
-_TEXT = st.text(alphabet=st.sampled_from('ab"\\{}[]:, é\u2028customer_id'), max_size=20)
-_SCALARS = st.one_of(_TEXT, st.integers(-(2**63), 2**63 - 1), st.none(), st.booleans())
-_VALUES = st.recursive(
-    _SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
-    max_leaves=6,
-)
-
-
-@given(
-    fields=st.dictionaries(st.sampled_from(["customer_id", "event_id", "note", "x"]), _VALUES),
-    spaced=st.booleans(),
-)
-def test_customer_of_reads_what_parsing_reads(fields: dict[str, Any], spaced: bool) -> None:
-    """The fast read of the customer from the bytes (replay.customer_of) never disagrees
-    with parsing them, whatever the keys, values, escapes and nesting."""
-    raw = json.dumps(fields).encode() if spaced else orjson.dumps(fields)
-    assert customer_of(raw) == _parsed_customer(raw)
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b'{"customer_id":"a","customer\\u005fid":"b"}',  # the same key, escaped: last wins
-        b'{"note":"customer_id","customer_id":"c"}',
-        b'{"x":{"customer_id":"inner"},"customer_id":"outer"}',
-        b'{"customer_id":"a\\"b"}',
-        b'{"customer_id":7}',
-        b'{"customer_id" :"spaced"}',
-    ],
-)
-def test_customer_of_on_tricky_bytes(raw: bytes) -> None:
-    assert customer_of(raw) == _parsed_customer(raw)
