@@ -95,7 +95,15 @@ class Settings(BaseSettings):
     producer_linger_seconds: float = Field(
         0.005, ge=0, description="How long the producer gathers records into one request"
     )
+    # A batch's records go out as one record batch per partition (streams/app/outbox.py):
+    # it must fit the broker's and topics' message.max.bytes (Kafka's default: 1 MiB).
+    producer_max_batch_bytes: int = Field(
+        524_288, ge=1024, description="Largest record batch the producer sends, in bytes"
+    )
     # The worker's tunables (docs/worker.md, "Tunables").
+    state_cache_customers: int = Field(
+        50_000, ge=0, description="Customers whose decoded state the worker keeps (~4 KB each)"
+    )
     stall_seconds: float = Field(5.0, gt=0, description="Idle time before a seek back")
     stall_tries: int = Field(3, ge=1, description="Seeks back from one place before going on")
     align_wait_seconds: float = Field(

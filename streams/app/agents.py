@@ -207,7 +207,7 @@ class GradingAgents:
         handle: Callable[[faust.EventT[bytes], Batch], Any],
     ) -> None:
         """Each record through `handle`, then deliver the sends, then persist."""
-        batch = Batch()
+        batch = self.step.store.batch()
         # The customer ids a batch may touch: its records' keys (keyless: none).
         keys = {e.message.key.decode(errors="replace") for e in events if e.message.key}
         async with self.locks.held(keys):

@@ -4,13 +4,22 @@ The grading step only lists what to send (`Send`); `deliver` hands a batch's sen
 the producer and waits until the broker has acknowledged every one, before the batch's
 states and markers are persisted (publish, then persist: a crash in between at worst
 publishes the same records again, whose ids are deterministic).
+
+Records go out as one record batch per partition (aiokafka's `create_batch` and
+`send_batch`), not one `send` each: a send's per-record machinery (its future, the
+accumulator, faust's sensors) cost more CPU than a record's grading (docs/benchmarks.md,
+"Worker"). A partition's records keep the order they were listed in.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+
+from aiokafka.partitioner import murmur2
 
 
 class Send(NamedTuple):
@@ -23,28 +32,70 @@ class Send(NamedTuple):
 
 
 class Producer(Protocol):
-    """faust's producer, as the outbox uses it."""
+    """aiokafka's producer, as the outbox uses it."""
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Awaitable[Any]: ...
+    def create_batch(self) -> Any: ...
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any: ...
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
 
 
-async def send(producer: Producer, record: Send) -> Awaitable[Any]:
-    """Hand a record to the producer; the future it returns resolves once the broker has
-    acknowledged it. Not faust's Topic.send: its per-record machinery (FutureMessage,
-    callbacks, sensors) cost about 240 µs of CPU per record here, against 40 µs for the
-    producer's send (docs/benchmarks.md, "Worker")."""
-    return await producer.send(record.topic, record.key, record.value, record.partition, None, None)
+@dataclass(frozen=True)
+class Sent:
+    """A record batch handed to the producer: `ack` resolves once the broker has it, to
+    its first record's metadata (`offset`: the first record's); `count` records."""
+
+    topic: str
+    partition: int
+    count: int
+    ack: asyncio.Future[Any]
+
+    def last_offset(self) -> int:
+        """The offset of the batch's last record (once acknowledged)."""
+        return int(self.ack.result().offset) + self.count - 1
 
 
-async def deliver(producer: Producer, records: Iterable[Send]) -> None:
+async def send_all(producer: Producer, records: Iterable[Send]) -> list[Sent]:
+    """Hand `records` to the producer, a record batch per partition (more when one fills
+    up: the producer's largest batch), without waiting for acknowledgements."""
+    by_partition: dict[tuple[str, int], list[Send]] = {}
+    counts: dict[str, int] = {}
+    for record in records:
+        partition = record.partition
+        if partition is None:
+            count = counts.get(record.topic)
+            if count is None:
+                count = counts[record.topic] = len(await producer.partitions_for(record.topic))
+            # The producer's default partitioner: murmur2 of the key, keyless at random.
+            key = record.key
+            if key is None:
+                partition = random.randrange(count)  # noqa: S311 (spreading, not secrecy)
+            else:
+                partition = (murmur2(key) & 0x7FFFFFFF) % count
+        by_partition.setdefault((record.topic, partition), []).append(record)
+    sent: list[Sent] = []
+    for (topic, partition), batch_records in by_partition.items():
+        batch, count = producer.create_batch(), 0
+        for record in batch_records:
+            if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+                # Full: send it, then start the next (the producer sends them in turn).
+                sent.append(await _send(producer, batch, topic, partition, count))
+                batch, count = producer.create_batch(), 0
+                batch.append(key=record.key, value=record.value, timestamp=None)
+            count += 1
+        sent.append(await _send(producer, batch, topic, partition, count))
+    return sent
+
+
+async def _send(producer: Producer, batch: Any, topic: str, partition: int, count: int) -> Sent:
+    batch.close()
+    ack = await producer.send_batch(batch, topic, partition=partition)
+    return Sent(topic, partition, count, ack)
+
+
+async def deliver(producer: Producer, records: Iterable[Send]) -> list[Sent]:
     """Send every record, then wait for every acknowledgement."""
-    acks = [await send(producer, record) for record in records]
-    await asyncio.gather(*acks)
+    sent = await send_all(producer, records)
+    await asyncio.gather(*(s.ack for s in sent))
+    return sent

@@ -50,6 +50,9 @@ class Batch:
     produced_at: list[float] = field(default_factory=list)
     # The shadow policy's states and changes (streams.app.shadow), with one.
     shadow: Batch | None = None
+    # The `StateStore.generation` the batch began in (None: it keeps no states in the
+    # store's cache).
+    generation: int | None = None
 
 
 class Table(Protocol):
@@ -80,10 +83,32 @@ def unframe(value: bytes) -> tuple[dict[str, int], bytes]:
 
 
 class StateStore:
-    """Customers' states in a `Table`, read once per batch."""
+    """Customers' states in a `Table`, read once per batch, the latest `cache_size` kept
+    decoded.
 
-    def __init__(self, table: Table) -> None:
+    Why the cache: decoding a state cost more CPU than grading the event that needed it
+    (docs/benchmarks.md, "Worker"). A batch takes a customer's state out of the cache and
+    gives it back once persisted, so the cache only ever holds states as the table holds
+    them: a batch that fails leaves its customers out, to be decoded from the table again.
+    `forget` empties it when partitions move (another worker may change their states);
+    a batch begun before that gives nothing back (`generation`).
+    """
+
+    def __init__(self, table: Table, cache_size: int = 0) -> None:
         self.table = table
+        self.cache_size = cache_size
+        # customer_id -> (applied offsets, state), least recently persisted first.
+        self.cache: dict[str, tuple[dict[str, int], CustomerState]] = {}
+        self.generation = 0
+
+    def batch(self) -> Batch:
+        """A new batch, whose states come from and go back to the cache."""
+        return Batch(generation=self.generation)
+
+    def forget(self) -> None:
+        """Partitions are moving: empty the cache; batches running now give nothing back."""
+        self.cache.clear()
+        self.generation += 1
 
     def find(
         self, customer_id: str, partition: int | None, batch: Batch | None
@@ -91,6 +116,12 @@ class StateStore:
         """The customer's state as of the batch (None: no state), or as of the table."""
         if batch is not None and customer_id in batch.states:
             return batch.states[customer_id]
+        if batch is not None and batch.generation == self.generation:
+            cached = self.cache.pop(customer_id, None)
+            if cached is not None:
+                batch.applied[customer_id], state = cached
+                batch.states[customer_id] = state
+                return state
         key = customer_id.encode()
         if key[:1] == b"\x00":
             return None  # the table's own keys (markers, shadow states): no customer id
@@ -119,11 +150,14 @@ class StateStore:
     def persist(self, batch: Batch) -> None:
         """The changed states, then the markers: a kill in between then leaves records
         that are handled again (their events are duplicates), never a record counted as
-        handled whose state was not kept."""
+        handled whose state was not kept. The changed states go back to the cache."""
+        keep = batch.generation == self.generation and self.cache_size > 0
         for customer_id, (partition, _) in batch.changed.items():
-            value = frame(
-                batch.applied.get(customer_id, {}), encode_state(batch.states[customer_id])
-            )
-            self.table.put(customer_id.encode(), value, partition)
+            applied, state = batch.applied.get(customer_id, {}), batch.states[customer_id]
+            self.table.put(customer_id.encode(), frame(applied, encode_state(state)), partition)
+            if keep:
+                self.cache[customer_id] = (applied, state)
         for marker, (partition, value) in batch.markers.items():
             self.table.put(marker, value, partition)
+        while len(self.cache) > self.cache_size:
+            del self.cache[next(iter(self.cache))]

@@ -15,6 +15,7 @@ with its callbacks and a RocksDB write of the changelog offset (docs/benchmarks.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.app.outbox import Producer, Send, send
+from streams.app.outbox import Producer, Send, Sent, send_all
 
 
 @contextmanager
@@ -79,23 +80,19 @@ class FaustTable:
         if self.failed is not None:
             raise self.failed
         records, self.changelog = self.changelog, []
-        last: dict[int, Any] = {}
-        for record in records:
-            assert record.partition is not None
-            last[record.partition] = await send(producer, record)
-        for partition, ack in last.items():
-            ack.add_done_callback(lambda done, p=partition: self._persisted(p, done))
+        for sent in await send_all(producer, records):
+            sent.ack.add_done_callback(functools.partial(self._persisted, sent))
 
-    def _persisted(self, partition: int, ack: Any) -> None:
+    def _persisted(self, sent: Sent, ack: Any) -> None:
         if ack.cancelled():
             return
         if ack.exception() is not None:
             self.failed = ack.exception()
             return
         store = self.table.data
-        if partition in store._dbs:  # not revoked meanwhile
-            tp = TP(self.table.changelog_topic.get_topic_name(), partition)
-            store.set_persisted_offset(tp, ack.result().offset)
+        if sent.partition in store._dbs:  # not revoked meanwhile
+            tp = TP(sent.topic, sent.partition)
+            store.set_persisted_offset(tp, sent.last_offset())
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self.table.items())

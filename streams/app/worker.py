@@ -23,7 +23,7 @@ from streams.app.clients import faust_app, redis_client, track_topics
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
 from streams.app.lag import measure_lag, measure_view_lag
-from streams.app.outbox import Send, send
+from streams.app.outbox import Producer
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
 from streams.app.shadow import Shadow, is_shadow
 from streams.app.states import StateStore, unframe
@@ -91,7 +91,7 @@ class GradingWorker:
         ahead = ahead_of_stream_seconds(policy)
         self.clock = Clock(settings.clock, settings.max_ahead_seconds, ahead)
         self.table = FaustTable(self.customers)
-        self.store = StateStore(self.table)
+        self.store = StateStore(self.table, settings.state_cache_customers)
         routes = Routes(
             carries={name: tuple(kinds) for name, kinds in carried.items()},
             outputs={kind: topic.get_topic_name() for kind, topic in self.outputs.items()},
@@ -107,7 +107,7 @@ class GradingWorker:
             self.step,
             self.table,
             self.progress,
-            lambda: app.producer,
+            self._producer,
             settings.batch_size,
             settings.batch_wait_seconds,
             settings.align_wait_seconds,
@@ -148,8 +148,8 @@ class GradingWorker:
         ticks = self.settings.topic_ticks
 
         async def send_tick(customer_id: str, partition: int, now: int) -> None:
-            tick = Send(ticks, customer_id.encode(), str(now).encode(), partition)
-            await send(self.app.producer, tick)
+            value = str(now).encode()
+            await self.app.producer.send(ticks, customer_id.encode(), value, partition, None, None)
 
         await self.clock.sweep(send_tick)
 
@@ -161,6 +161,7 @@ class GradingWorker:
 
     async def _on_moving(self, *_: Any, **__: Any) -> None:
         self.status.moving = True
+        self.store.forget()
 
     async def _recover(self, *_: Any, **__: Any) -> None:
         """After a rebalance: declare the topics the worker writes, then index the due
@@ -174,6 +175,7 @@ class GradingWorker:
         self._track_written_topics()
         clock, progress, partitions = self.clock, self.progress, self.settings.partitions
         clock.dues = {}
+        self.store.forget()
         progress.reset()
         self.agents.reset()
         graded_at: dict[int, int] = {}
@@ -205,14 +207,19 @@ class GradingWorker:
         count = sum(len(index) for index in clock.dues.values())
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
+    def _producer(self) -> Producer:
+        """aiokafka's producer inside faust's (a new one after some rebalances)."""
+        return cast(Producer, cast(Any, self.app.producer)._ensure_producer())
+
     def _track_written_topics(self) -> None:
         """Every rebalance, before streams resume: faust may have started a new producer."""
         written = (*self.outputs.values(), self.dead_letters, self.grades, self.ticks)
         written += self._shadow_topic()
         # The inputs too: a keyless record is sent to its input topic again, keyed.
         names = [*self.inputs, self.customers.changelog_topic.get_topic_name()]
-        producer = cast(Any, self.app.producer)._ensure_producer()
-        track_topics(producer, names + [topic.get_topic_name() for topic in written])
+        track_topics(
+            cast(Any, self._producer()), names + [topic.get_topic_name() for topic in written]
+        )
 
     def _shadow_topic(self) -> tuple[faust.TopicT, ...]:
         return () if self.shadow_grades is None else (self.shadow_grades,)

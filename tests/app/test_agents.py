@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -32,25 +33,35 @@ ROUTES = Routes(
 )
 
 
+class FakeBatch:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes]] = []
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: float | None) -> object:
+        self.records.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        pass
+
+
 class FakeProducer:
-    """faust's producer as the outbox uses it: records kept, acknowledged at once."""
+    """aiokafka's producer as the outbox uses it: batches kept, acknowledged at once."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        self.sent += [(topic, key, value) for key, value in batch.records]
         acked = asyncio.get_running_loop().create_future()
-        acked.set_result(None)
+        acked.set_result(SimpleNamespace(offset=len(self.sent) - len(batch.records)))
         return acked
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
 
     def topics(self) -> list[str]:
         return [topic for topic, _, _ in self.sent]

@@ -19,6 +19,7 @@ from streams.app.states import Batch, StateStore, unframe
 from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.state import decode as decode_state
+from streams.core.state import encode as encode_state
 from streams.replay import Replayer
 from streams.simulate import SimConfig, SimRecord, generate
 from tests.core.builders import DAY, T0, interaction, order
@@ -62,6 +63,7 @@ class Worker:
     table: DictTable = field(default_factory=DictTable)
     offsets: Iterator[int] = field(default_factory=itertools.count)
     shadow_policy: Policy | None = None
+    cache_size: int = 0
 
     def __post_init__(self) -> None:
         ahead = ahead_of_stream_seconds(self.policy)
@@ -69,7 +71,8 @@ class Worker:
         shadow = None
         if self.shadow_policy is not None:
             shadow = Shadow(self.shadow_policy, self.table, "shadow-grades")
-        self.step = GradingStep(self.policy, clock, StateStore(self.table), ROUTES, shadow)
+        store = StateStore(self.table, self.cache_size)
+        self.step = GradingStep(self.policy, clock, store, ROUTES, shadow)
 
     def record(
         self, body: dict[str, Any] | bytes, key: bytes | str | None = "", topic: str = "orders"
@@ -84,7 +87,7 @@ class Worker:
 
     def batch(self, *records: Record, ticks: tuple[Record, ...] = ()) -> Batch:
         """Records, then ticks, then finish and persist, as an agent's batch does."""
-        batch = Batch()
+        batch = self.step.store.batch()
         for record in records:
             self.step.record(record, batch)
         for tick in ticks:
@@ -291,14 +294,20 @@ def latest(grades: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {g["customer_id"]: g for g in grades}
 
 
-async def test_under_the_event_clock_the_step_grades_as_replay(policy: Policy) -> None:
+@pytest.mark.parametrize("cache_size", [0, 7, 1000])
+async def test_under_the_event_clock_the_step_grades_as_replay(
+    policy: Policy, cache_size: int
+) -> None:
     """Advance to the partition's stream time, then apply; ticks for the customers the
     sweep finds due: the same output events and grades as replay over the same records.
-    Over more than a year, so that tiers lapse and downgrade warnings come too."""
+    Over more than a year, so that tiers lapse and downgrade warnings come too. With no
+    cache of decoded states, one smaller than the customers, and one holding them all."""
     records = [keyed(r) for r in generate(80, 420, seed=11, config=SimConfig(keys=False))]
     expected_outputs, expected_grades = replayed(policy, records)
 
-    sends = await drive(Worker(policy, clock_kind="event"), records)
+    worker = Worker(policy, clock_kind="event", cache_size=cache_size)
+    sends = await drive(worker, records)
+    assert len(worker.step.store.cache) == min(cache_size, 80)
     outputs = [o for topic in ROUTES.outputs.values() for o in sends.get(topic, [])]
     assert any(o["cause"]["kind"] == "inactivity" for o in outputs)  # ticks did work
     assert any(o["type"] == "tier_warning" for o in outputs)
@@ -387,3 +396,54 @@ def test_time_that_really_jumped_costs_one_event(policy: Policy) -> None:
     ]
     live, replayed = _refused(policy, events)
     assert live == replayed == {"e5": "from_the_future"}
+
+
+class CountingTable(DictTable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None:
+        self.reads += 1
+        return super().get(key, partition)
+
+
+def test_a_persisted_state_is_kept_decoded_as_the_table_holds_it(policy: Policy) -> None:
+    worker = Worker(policy, table=CountingTable(), cache_size=10)
+    worker.batch(worker.record(order("e1", T0, 120.0)))
+    applied, cached = worker.step.store.cache["cust-1"]
+    assert (applied, encode_state(cached)) == _stored(worker, "cust-1")
+    reads = worker.table.reads
+    batch = worker.batch(worker.record(order("e2", T0 + DAY, 10.0)))
+    assert worker.table.reads == reads  # no state read from the table
+    assert batch.states["cust-1"] is cached
+    assert _stored(worker, "cust-1")[0] == {"orders": 2}
+
+
+def test_a_batch_that_fails_leaves_its_customers_to_the_table(policy: Policy) -> None:
+    """Taken from the cache and changed, never persisted (its sends failed): the next
+    batch reads the state the table holds, not the changed one."""
+    worker = Worker(policy, cache_size=10)
+    worker.batch(worker.record(order("e1", T0, 120.0)))
+    failed = worker.step.store.batch()
+    worker.step.record(worker.record(order("e2", T0 + DAY, 10.0)), failed)
+    assert "cust-1" not in worker.step.store.cache
+    again = worker.step.store.batch()
+    state = worker.step.store.load("cust-1", 0, again)
+    assert state is not failed.states["cust-1"]
+    assert encode_state(state) == _stored(worker, "cust-1")[1]
+
+
+def test_a_batch_begun_before_partitions_moved_gives_nothing_back(policy: Policy) -> None:
+    worker = Worker(policy, cache_size=10)
+    batch = worker.step.store.batch()
+    worker.step.record(worker.record(order("e1", T0, 120.0)), batch)
+    worker.step.store.forget()
+    worker.step.finish(batch)
+    worker.step.persist(batch)
+    assert worker.step.store.cache == {}
+    assert _stored(worker, "cust-1")[0] == {"orders": 1}
+
+
+def _stored(worker: Worker, customer_id: str) -> tuple[dict[str, int], bytes]:
+    return unframe(worker.table.data[customer_id.encode()])
