@@ -409,13 +409,14 @@ class CountingTable(DictTable):
 
 
 def test_a_persisted_state_is_kept_decoded_as_the_table_holds_it(policy: Policy) -> None:
-    worker = Worker(policy, table=CountingTable(), cache_size=10)
+    table = CountingTable()
+    worker = Worker(policy, table=table, cache_size=10)
     worker.batch(worker.record(order("e1", T0, 120.0)))
     applied, cached = worker.step.store.cache["cust-1"]
     assert (applied, encode_state(cached)) == _stored(worker, "cust-1")
-    reads = worker.table.reads
+    reads = table.reads
     batch = worker.batch(worker.record(order("e2", T0 + DAY, 10.0)))
-    assert worker.table.reads == reads  # no state read from the table
+    assert table.reads == reads  # no state read from the table
     assert batch.states["cust-1"] is cached
     assert _stored(worker, "cust-1")[0] == {"orders": 2}
 
