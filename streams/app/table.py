@@ -6,8 +6,11 @@ record being processed", which `Stream.take_events` leaves unset (faust-streamin
 and every read or write of that partition is made with that record as the current one.
 
 With the RocksDB store, reads and writes of a known partition skip faust's table: they
-go to the partition's database directly, and the writes' changelog records are sent
-through the producer once per batch (`FaustTable.flush`), as the outbox sends. Through
+go to the partition's database directly, written once per batch and partition (one
+`WriteBatch`, `FaustTable.flush`), and the writes' changelog records are sent through
+the producer then, as the outbox sends. One write per batch, not one per key: each
+write lets go of the GIL, and faust's consumer thread, which takes it then, may keep it
+for a switch interval (5 ms). Through
 faust, a read cost a missing-key exception and sensors, and each write a FutureMessage
 with its callbacks and a RocksDB write of the changelog offset (docs/benchmarks.md,
 "Worker"). The changelog records and offsets are what faust writes: recovery reads them.
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+import rocksdict
 from faust.types import TP
 
 from streams.app.outbox import Producer, Send, Sent, send_all
@@ -52,6 +56,10 @@ class FaustTable:
         # error (raised by the next flush, as a failed delivery is).
         self.changelog: list[Send] = []
         self.failed: BaseException | None = None
+        # The writes since the last flush, per partition: its database and their batch.
+        # Read nothing back before `flush` writes them (the agents flush right after
+        # persisting, with no await in between).
+        self.writes: dict[int, tuple[Any, Any]] = {}
 
     def get(self, key: bytes, partition: int | None) -> bytes | None:
         db = self._db(partition)
@@ -69,14 +77,20 @@ class FaustTable:
             with processing(self.events[partition]):
                 self.table[key] = value
             return
-        db.put(key, value)
+        pending = self.writes.get(partition)
+        if pending is None:
+            pending = self.writes[partition] = (db, rocksdict.WriteBatch(raw_mode=True))
+        pending[1].put(key, value)
         topic = self.table.changelog_topic.get_topic_name()
         self.changelog.append(Send(topic, key, value, partition))
 
     async def flush(self, producer: Producer) -> None:
-        """Send the changelog records of the writes since the last flush; once the last
-        of a partition is acknowledged, store its offset as faust does (from there,
-        recovery reads the changelog)."""
+        """Write the writes since the last flush, then send their changelog records; once
+        the last of a partition is acknowledged, store its offset as faust does (from
+        there, recovery reads the changelog)."""
+        writes, self.writes = self.writes, {}
+        for db, batch in writes.values():
+            db.write(batch)
         if self.failed is not None:
             raise self.failed
         records, self.changelog = self.changelog, []
