@@ -18,14 +18,14 @@ Everything goes through aiokafka's admin, consumer and producer APIs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.app.clients import kafka_consumer
 from streams.app.progress import marker_key, marker_value
 from streams.core.errors import GradestreamError
 from streams.settings import Settings
@@ -72,7 +72,7 @@ async def prepare(settings: Settings, until_ms: int, force: bool) -> dict[TopicP
         await refuse_existing_state(settings, admin, force)
     finally:
         await admin.close()
-    async with consumer(settings) as client:
+    async with kafka_consumer(settings) as client:
         return await offsets_at(client, inputs, settings.partitions, until_ms)
 
 
@@ -96,7 +96,7 @@ async def refuse_existing_state(
         return
     committed = await admin.list_consumer_group_offsets(app_id)
     positions = sum(1 for offset in committed.values() if offset.offset >= 0)
-    async with consumer(settings) as client:
+    async with kafka_consumer(settings) as client:
         records = await changelog_records(client, settings)
     if positions or records:
         raise HandoverError(
@@ -129,22 +129,6 @@ async def offsets_at(
     return {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
 
 
-@asynccontextmanager
-async def consumer(settings: Settings, group: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer with the worker's connection settings, subscribed to nothing."""
-    client = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-        **settings.kafka_client_options(),
-    )
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
-
-
 @dataclass
 class Handed:
     """What `hand_over` wrote."""
@@ -161,7 +145,7 @@ async def live_keys(settings: Settings) -> list[tuple[int, bytes]]:
     bootstrap deletes first, so that no customer of the old state survives (a key it
     writes again ends with its new value: compaction keeps the last record)."""
     live: dict[bytes, int] = {}
-    async with consumer(settings) as client:
+    async with kafka_consumer(settings) as client:
         tps = changelog_partitions(settings)
         ends = await client.end_offsets(tps)
         tps = [tp for tp in tps if ends[tp] > 0]
@@ -220,7 +204,7 @@ async def hand_over(
             yield topic, None, key, value
 
     await produce(settings, records())
-    async with consumer(settings, group=settings.app_id) as client:
+    async with kafka_consumer(settings, group=settings.app_id) as client:
         client.assign(list(offsets))
         await client.commit(offsets)
     return handed

@@ -113,7 +113,9 @@ class Settings(BaseSettings):
         4000, ge=1, description="Records an input partition may hold back before it is paused"
     )
     view_batch_size: int = Field(500, ge=1, description="Most snapshots per Redis pipeline")
-    view_batch_wait_seconds: float = Field(0.2, gt=0, description="Longest wait to fill one")
+    view_queue_batches: int = Field(
+        200, ge=1, description="Delivered batches queued for Redis; past it, read back later"
+    )
     lag_interval_seconds: float = Field(5.0, gt=0, description="How often consumer lag is read")
     max_ahead_seconds: int = Field(
         86_400, ge=0, description="Event time ahead of the wall clock refused as from_the_future"

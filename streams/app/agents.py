@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from streams.app import metrics
 from streams.app.grading_step import GradingStep, Record
 from streams.app.input_flow import FlowControl, InputFlow, paced
-from streams.app.outbox import Producer, deliver
+from streams.app.outbox import Producer, Sent, deliver
 from streams.app.progress import Progress, marker_key, read_marker
 from streams.app.states import Batch
 from streams.app.table import FaustTable
@@ -89,6 +89,7 @@ class GradingAgents:
         align_wait_seconds: float = 1.0,
         align_hold: int = 4000,
         consumer: Callable[[], FlowControl] | None = None,
+        delivered: Callable[[list[Sent]], None] | None = None,
     ) -> None:
         self.step = step
         self.table = table
@@ -99,6 +100,7 @@ class GradingAgents:
         self.align_wait_seconds = align_wait_seconds
         self.align_hold = align_hold
         self.consumer = consumer
+        self.delivered = delivered  # told of each batch's sends once acknowledged
         self.locks = CustomerLocks()
         self.flow: InputFlow | None = None
 
@@ -215,7 +217,9 @@ class GradingAgents:
                 self.table.events[event.message.partition] = event
                 await handle(event, batch)
             self.step.finish(batch)
-            await deliver(self.producer(), batch.sends)
+            sent = await deliver(self.producer(), batch.sends)
+            if self.delivered is not None:
+                self.delivered(sent)
             self.step.persist(batch)
             await self.table.flush(self.producer())
         now = time.time()

@@ -6,12 +6,13 @@ Secrets stay inside the settings' `SecretStr`s until a client is built here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app.web import App
 from streams.settings import Settings
@@ -87,6 +88,24 @@ def track_topics(producer: AIOKafkaProducer, names: Iterable[str]) -> None:
     """
     for name in names:
         producer.client.add_topic(name)
+
+
+@asynccontextmanager
+async def kafka_consumer(
+    settings: Settings, group: str | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer with the worker's connection settings, subscribed to nothing."""
+    client = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:

@@ -44,12 +44,16 @@ class Producer(Protocol):
 @dataclass(frozen=True)
 class Sent:
     """A record batch handed to the producer: `ack` resolves once the broker has it, to
-    its first record's metadata (`offset`: the first record's); `count` records."""
+    its first record's metadata (`offset`: the first record's)."""
 
     topic: str
     partition: int
-    count: int
+    records: list[Send]
     ack: asyncio.Future[Any]
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
 
     def last_offset(self) -> int:
         """The offset of the batch's last record (once acknowledged)."""
@@ -75,23 +79,24 @@ async def send_all(producer: Producer, records: Iterable[Send]) -> list[Sent]:
                 partition = (murmur2(key) & 0x7FFFFFFF) % count
         by_partition.setdefault((record.topic, partition), []).append(record)
     sent: list[Sent] = []
-    for (topic, partition), batch_records in by_partition.items():
-        batch, count = producer.create_batch(), 0
-        for record in batch_records:
+    for (topic, partition), listed in by_partition.items():
+        batch, first = producer.create_batch(), 0
+        for i, record in enumerate(listed):
             if batch.append(key=record.key, value=record.value, timestamp=None) is None:
                 # Full: send it, then start the next (the producer sends them in turn).
-                sent.append(await _send(producer, batch, topic, partition, count))
-                batch, count = producer.create_batch(), 0
+                sent.append(await _send(producer, batch, topic, partition, listed[first:i]))
+                batch, first = producer.create_batch(), i
                 batch.append(key=record.key, value=record.value, timestamp=None)
-            count += 1
-        sent.append(await _send(producer, batch, topic, partition, count))
+        sent.append(await _send(producer, batch, topic, partition, listed[first:]))
     return sent
 
 
-async def _send(producer: Producer, batch: Any, topic: str, partition: int, count: int) -> Sent:
+async def _send(
+    producer: Producer, batch: Any, topic: str, partition: int, records: list[Send]
+) -> Sent:
     batch.close()
     ack = await producer.send_batch(batch, topic, partition=partition)
-    return Sent(topic, partition, count, ack)
+    return Sent(topic, partition, records, ack)
 
 
 async def deliver(producer: Producer, records: Iterable[Send]) -> list[Sent]:

@@ -3,7 +3,7 @@
 What each part does lives in its own module: the grading step (`grading_step`, no
 Faust), the states and the batch (`states`, `table`), the outbox of sends (`outbox`),
 per-partition progress and the seek-back watch (`progress`), the clock and sweeps
-(`clock`), the grading agents (`agents`), the Redis view agent (`view_agent`), the HTTP
+(`clock`), the grading agents (`agents`), the Redis view's writer (`view_writer`), the HTTP
 routes (`web`) and the clients (`clients`). docs/worker.md tells the whole story.
 """
 
@@ -18,17 +18,18 @@ from typing import Any, cast
 
 import faust
 
+from streams.app import metrics
 from streams.app.agents import GradingAgents
-from streams.app.clients import faust_app, redis_client, track_topics
+from streams.app.clients import faust_app, kafka_consumer, redis_client, track_topics
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
-from streams.app.lag import measure_lag, measure_view_lag
+from streams.app.lag import measure_lag
 from streams.app.outbox import Producer
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
 from streams.app.shadow import Shadow, is_shadow
 from streams.app.states import StateStore, unframe
 from streams.app.table import FaustTable
-from streams.app.view_agent import ViewAgent
+from streams.app.view_writer import ViewWriter
 from streams.app.web import Status, register_routes
 from streams.core.due import min_due
 from streams.core.future import ahead_of_stream_seconds
@@ -103,6 +104,13 @@ class GradingWorker:
             shadow = Shadow(shadow_policy, self.table, settings.topic_shadow_grades)
         self.step = GradingStep(policy, self.clock, self.store, routes, shadow)
         self.progress = Progress(lambda: app.consumer, settings.stall_seconds, settings.stall_tries)
+        self.view = ViewWriter(
+            RedisView(redis_client(settings), settings.redis_key_prefix),
+            settings.topic_customer_grades,
+            functools.partial(kafka_consumer, settings),
+            settings.view_batch_size,
+            settings.view_queue_batches,
+        )
         self.agents = GradingAgents(
             self.step,
             self.table,
@@ -113,13 +121,7 @@ class GradingWorker:
             settings.align_wait_seconds,
             settings.align_hold_records,
             lambda: app.consumer,
-        )
-        self.view = ViewAgent(
-            RedisView(redis_client(settings), settings.redis_key_prefix),
-            self.progress,
-            settings.topic_customer_grades,
-            settings.view_batch_size,
-            settings.view_batch_wait_seconds,
+            self.view.offer,
         )
         self.status.view_error = lambda: self.view.view.error
         self._register()
@@ -130,7 +132,8 @@ class GradingWorker:
         app.agent(self.input_topic, name="grade-inputs", concurrency=1)(inputs)
         ticks = self.agents.ticks(settings.topic_ticks)
         app.agent(self.ticks, name="ticks", concurrency=1)(ticks)
-        app.agent(self.grades, name="redis-view", concurrency=1)(self.view)
+        app.task(self.view.run)
+        app.timer(settings.stall_seconds / 2)(_logged(self.view.watch))
         app.timer(settings.sweep_interval_seconds)(_logged(self._sweep))
         app.timer(settings.lag_interval_seconds)(_logged(self._measure_lag))
         app.timer(settings.stall_seconds / 2)(_logged(self.progress.watch))
@@ -156,8 +159,8 @@ class GradingWorker:
     async def _measure_lag(self) -> None:
         consumer = self.app.consumer
         await measure_lag(consumer)
-        grades = self.settings.topic_customer_grades
-        self.status.view_lag = measure_view_lag(consumer, grades, self.progress.done)
+        self.status.view_lag = self.view.lag()
+        metrics.VIEW_LAG.set(self.status.view_lag)
 
     async def _on_moving(self, *_: Any, **__: Any) -> None:
         self.status.moving = True
@@ -170,7 +173,7 @@ class GradingWorker:
         # Faust creates only the internal topics an agent reads. Those the worker only
         # writes must exist before its first send: in the benchmark, sends to a topic the
         # broker was still auto-creating stalled the producer. Before streams resume; once.
-        written = (*self.outputs.values(), self.dead_letters, *self._shadow_topic())
+        written = (*self.outputs.values(), self.grades, self.dead_letters, *self._shadow_topic())
         await asyncio.gather(*(topic.maybe_declare() for topic in written))
         self._track_written_topics()
         clock, progress, partitions = self.clock, self.progress, self.settings.partitions
@@ -202,6 +205,9 @@ class GradingWorker:
         # without markers, at the latest time a customer of the partition was graded.
         for partition, at in (graded_at | resume_at).items():
             clock.resume(partition, at)
+        self.view.assigned(
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.inputs
+        )
         self.status.ready = True
         self.status.moving = False
         count = sum(len(index) for index in clock.dues.values())

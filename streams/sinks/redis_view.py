@@ -49,27 +49,41 @@ from redis.backoff import ExponentialBackoff
 
 log = logging.getLogger(__name__)
 
-# KEYS: customer hash, at-risk zset, the new tier's set.
-# ARGV: customer id, as_of (epoch s), seq, grade JSON, tier, segment, lifecycle,
-#       churn score, churn band, tier-set key prefix.
+# Each customer of a batch in one call: the Python client's cost per command was the
+# view's largest cost. KEYS: the at-risk zset. ARGV: the customer-hash key prefix, the
+# tier-set key prefix, then per customer: id, as_of (epoch s), seq, grade JSON, tier,
+# segment, lifecycle, churn score, churn band. Returns how many replaced an older one.
 _WRITE_IF_NEWER = """
-local stored = redis.call('HMGET', KEYS[1], 'as_of', 'seq', 'tier')
-local as_of, seq = tonumber(ARGV[2]), tonumber(ARGV[3])
-if stored[1] then
-  local old_as_of, old_seq = tonumber(stored[1]), tonumber(stored[2])
-  if old_as_of > as_of or (old_as_of == as_of and old_seq >= seq) then return 0 end
-  if stored[3] ~= ARGV[5] then redis.call('SREM', ARGV[10] .. stored[3], ARGV[1]) end
+local written = 0
+local customer_prefix, tier_prefix = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 9 do
+  local id, tier, band = ARGV[i], ARGV[i + 4], ARGV[i + 8]
+  local key = customer_prefix .. id
+  local as_of, seq = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local stored = redis.call('HMGET', key, 'as_of', 'seq', 'tier')
+  local newer = true
+  if stored[1] then
+    local old_as_of, old_seq = tonumber(stored[1]), tonumber(stored[2])
+    if old_as_of > as_of or (old_as_of == as_of and old_seq >= seq) then
+      newer = false
+    elseif stored[3] ~= tier then
+      redis.call('SREM', tier_prefix .. stored[3], id)
+    end
+  end
+  if newer then
+    redis.call('HSET', key, 'as_of', ARGV[i + 1], 'seq', ARGV[i + 2], 'grade', ARGV[i + 3],
+      'tier', tier, 'segment', ARGV[i + 5], 'lifecycle', ARGV[i + 6],
+      'churn_score', ARGV[i + 7], 'churn_band', band)
+    redis.call('SADD', tier_prefix .. tier, id)
+    if band == 'low' then
+      redis.call('ZREM', KEYS[1], id)
+    else
+      redis.call('ZADD', KEYS[1], ARGV[i + 7], id)
+    end
+    written = written + 1
+  end
 end
-redis.call('HSET', KEYS[1], 'as_of', ARGV[2], 'seq', ARGV[3], 'grade', ARGV[4],
-  'tier', ARGV[5], 'segment', ARGV[6], 'lifecycle', ARGV[7],
-  'churn_score', ARGV[8], 'churn_band', ARGV[9])
-redis.call('SADD', KEYS[3], ARGV[1])
-if ARGV[9] == 'low' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
-end
-return 1
+return written
 """
 
 
@@ -156,8 +170,10 @@ class RedisView:
 
         async def attempt() -> int:
             pipe = self.client.pipeline(transaction=False)
-            for grade in batch:
-                await self._queue(pipe, grade)
+            if batch:
+                # On a pipeline the awaited call only queues EVALSHA; execute() loads the
+                # script first if Redis does not know it yet.
+                await self._script(keys=[self.at_risk_key], args=self._args(batch), client=pipe)
             if life_and_positions:
                 # Checked after the snapshots, in the same pipeline: a Redis that lost
                 # its data since the positions were loaded is in another life (or none).
@@ -169,7 +185,7 @@ class RedisView:
             replies = await pipe.execute()
             if life_and_positions and not replies[-1]:
                 raise ViewLost("Redis lost the view's data")
-            return sum(int(x) for x in replies[: len(batch)])
+            return int(replies[0]) if batch else 0
 
         async def on_failure(error: Exception) -> None:
             self.error = type(error).__name__
@@ -181,15 +197,12 @@ class RedisView:
         self.error = None
         return written
 
-    async def _queue(self, pipe: aioredis.client.Pipeline, grade: Mapping[str, Any]) -> None:
-        customer_id = grade["customer_id"]
-        churn = grade["churn"]
-        # On a pipeline the awaited call only queues EVALSHA; execute() loads the script
-        # first if Redis does not know it yet.
-        await self._script(
-            keys=[self.customer_key(customer_id), self.at_risk_key, self.tier_key(grade["tier"])],
-            args=[
-                customer_id,
+    def _args(self, batch: list[Mapping[str, Any]]) -> list[Any]:
+        args: list[Any] = [self.customer_key(""), self.tier_key("")]
+        for grade in batch:
+            churn = grade["churn"]
+            args += (
+                grade["customer_id"],
                 epoch(grade["as_of"]),
                 grade["seq"],
                 orjson.dumps(grade, option=orjson.OPT_SORT_KEYS),
@@ -198,10 +211,8 @@ class RedisView:
                 grade["lifecycle"],
                 churn["score"],
                 churn["band"],
-                f"{self.prefix}:tier:",
-            ],
-            client=pipe,
-        )
+            )
+        return args
 
     async def load_positions(self) -> dict[str, int]:
         """The stored positions, by ``{topic}:{partition}``, in the view's life: joins
