@@ -507,6 +507,7 @@ async def phase_drain(records: list[SimRecord], tmp: Path) -> dict[str, Any]:
         say(f"worker: {d.eps:,.0f} events/s, {d.cpu_us:,.1f} µs CPU/event, {d.cpu_share:.2f} cores")
     finally:
         worker.stop()
+    result["two_workers"] = vars(await drain_workers(2, names, sent, tmp))
 
     for peer in PEERS:
         out = f"{RUN}-{peer}-out"
@@ -535,6 +536,41 @@ async def phase_drain(records: list[SimRecord], tmp: Path) -> dict[str, Any]:
         finally:
             proc.stop()
     return result
+
+
+@dataclass
+class Procs:
+    """Several processes measured as one: CPU and RSS summed, alive while all are."""
+
+    procs: list[Proc]
+
+    def cpu(self) -> float:
+        return sum(p.cpu() for p in self.procs)
+
+    def rss(self) -> int:
+        return sum(p.rss() for p in self.procs)
+
+    def alive(self) -> bool:
+        return all(p.alive() for p in self.procs)
+
+
+async def drain_workers(n: int, names: dict[str, str], sent: int, tmp: Path) -> Drain:
+    """The backlog drained by `n` workers of one group on this machine (own data
+    directories and ports), their events and CPU summed."""
+    workers = [Worker(f"drain-{n}", names, tmp / f"drain-{n}-{i}") for i in range(n)]
+    procs = Procs([w.start() for w in workers])
+    try:
+        await asyncio.gather(*(w.ready() for w in workers))
+
+        async def events_in() -> int:
+            return sum(await asyncio.gather(*(w.events_in() for w in workers)))
+
+        d = await drain(procs, events_in, sent, f"{n} workers")  # type: ignore[arg-type]
+    finally:
+        for w in workers:
+            w.stop()
+    say(f"{n} workers: {d.eps:,.0f} events/s, {d.cpu_us:,.1f} µs CPU/event")
+    return d
 
 
 # -- 2. latency -------------------------------------------------------------------------
@@ -922,6 +958,7 @@ def report(res: dict[str, Any]) -> str:
     ]
     for key, label in (
         ("worker", "gradestream worker (Faust, RocksDB)"),
+        ("two_workers", "two gradestream workers of one group (summed)"),
         ("bare", "bare aiokafka loop (orjson, 1 record out per input)"),
         ("faust", "faust floor: the worker's shape, no grading (orjson, 1 record out per input)"),
         ("quix", "Quix Streams RFM update (RocksDB state)"),
@@ -930,11 +967,14 @@ def report(res: dict[str, Any]) -> str:
         if "eps" not in r:
             lines.append(f"| {label} | failed: {r.get('error', 'not run')} | | | | |")
             continue
-        ratio = "—" if key == "worker" else f"{w['eps'] / r['eps']:.2%}"
+        ratio = "—" if key in ("worker", "two_workers") else f"{w['eps'] / r['eps']:.2%}"
         lines.append(
             f"| {label} | {r['eps']:,.0f} | {r['cpu_us']:,.1f} | {r['cpu_share']:.2f} | "
             f"{r['peak_rss_mib']:,.0f} MiB | {ratio} |"
         )
+    two = d.get("two_workers", {})
+    if "eps" in two:
+        lines += ["", f"Two workers ÷ one: {two['eps'] / w['eps']:.2f}x its events/s."]
     dl = ", ".join(f"{k} {int(v):,}" for k, v in sorted(w["dead_letters"].items()))
     out = ", ".join(f"{k} {int(v):,}" for k, v in sorted(w["outputs"].items()))
     lines += [

@@ -23,30 +23,13 @@ import asyncio
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 
 import stream_bench as sb
 
 
-@dataclass
-class Procs:
-    """Several processes measured as one: CPU and RSS summed, alive while all are."""
-
-    procs: list[sb.Proc]
-
-    def cpu(self) -> float:
-        return sum(p.cpu() for p in self.procs)
-
-    def rss(self) -> int:
-        return sum(p.rss() for p in self.procs)
-
-    def alive(self) -> bool:
-        return all(p.alive() for p in self.procs)
-
-
 async def drain_workers(n: int, names: dict[str, str], sent: int, tag: str) -> sb.Drain:
     workers = [sb.Worker(f"drain{tag}", names, sb.CACHE / sb.RUN / f"{tag}-{i}") for i in range(n)]
-    procs = Procs([w.start() for w in workers])
+    procs = sb.Procs([w.start() for w in workers])
     try:
         await asyncio.gather(*(w.ready() for w in workers))
 

@@ -469,3 +469,13 @@ def validate_output(topic: str, record: Any) -> None:
     for error in validator.iter_errors(record):
         path, reason = _explain(error)
         raise ContractViolation(topic, path, _clip(reason, 1024))
+
+
+def customer_in(parsed: Any) -> str | None:
+    """The customer_id of a parsed record (None: none, or not an object), read before
+    any check: which job of `replay --jobs N` grades the line (`Replayer.job_of`)."""
+    if type(parsed) is dict:
+        customer_id = parsed.get("customer_id")
+        if type(customer_id) is str:
+            return customer_id
+    return None

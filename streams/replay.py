@@ -30,7 +30,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from streams.contracts import check, dead_letter, parse
+from streams.contracts import check, customer_in, dead_letter, parse
 from streams.core import engine, future
 from streams.core.errors import Rejection
 from streams.core.grading import grade
@@ -496,13 +496,3 @@ def feed_history(
             gc.enable()
     if progress is not None:
         progress(position())
-
-
-def customer_in(parsed: Any) -> str | None:
-    """The customer_id of a parsed line (None: none, or not an object): which job of
-    `replay --jobs N` grades it (`Replayer.job_of`)."""
-    if type(parsed) is dict:
-        customer_id = parsed.get("customer_id")
-        if type(customer_id) is str:
-            return customer_id
-    return None

@@ -1,11 +1,10 @@
 """Per-partition progress: each record handled once and in offset order, whatever Kafka
-delivers, for the input agents and the Redis view agent alike.
+delivers, for the input agents.
 
 Kafka's committed offsets are not what the worker trusts: faust drops the rest of a
 fetched batch when a rebalance cuts in, reads on from where the fetch had got to, and may
-commit past the dropped records. So each reader keeps its own next offset to handle per
-partition (`done`): the inputs in the table (the progress markers, written with the
-states), the view in Redis (its positions, written with the snapshots).
+commit past the dropped records. So the worker keeps its own next offset to handle per
+partition (`done`): in the table, the progress markers, written with the states.
 
 - A record below it was handled before (re-delivered from a commit that lagged): skipped.
 - A record above it means records in between were never handled: seek back to it and
@@ -37,8 +36,7 @@ _MARKER_PREFIX = MARKER_PREFIX.encode()
 
 
 def marker_key(topic: str, partition: int) -> bytes:
-    """The table key of the progress marker of an input partition (or the view's name for
-    a customer-grades partition's position)."""
+    """The table key of the progress marker of an input partition."""
     return f"{MARKER_PREFIX}{topic}:{partition}".encode()
 
 

@@ -17,12 +17,10 @@ snapshot's ``(as_of, seq)`` is newer than the stored one, so re-deliveries after
 and out-of-order batches cannot move the view backwards. A batch is one pipeline, with
 the positions it reached last: Redis runs a connection's commands in order, so a
 position is never stored ahead of the snapshots below it. The view keeps its own
-positions because the consumer's committed offsets can pass snapshots that were never
-written (faust drops fetched records when a rebalance cuts in, then commits past them):
-the worker reads on from the position, not the offset (docs/reliability.md).
-Redis being down only delays the view: the batch is retried with backoff, forever,
-and the customer-grades consumer does not move on until it lands; meanwhile `error`
-says why, for /health.
+positions, not a consumer group's committed offsets, which can pass snapshots that were
+never written (docs/reliability.md). Redis being down only delays the view: the batch
+is retried with backoff, forever, while grading goes on; meanwhile `error` says why,
+for /health.
 
 A Redis that comes back empty (restarted without persistence, flushed, its keys
 evicted) must not be given the positions of snapshots it no longer holds: the batch
@@ -30,8 +28,8 @@ being retried would store the position it reached, and every customer graded bef
 the outage would be missing for good. So positions belong to a life: the view joins
 Redis's life when it loads the positions (starting one, with no positions, if Redis has
 none) and stores positions only while Redis still holds that life. Otherwise
-`ViewLost` is raised, and the view agent forgets its positions and rebuilds the view
-from the compacted topic (`streams.app.view_agent`).
+`ViewLost` is raised, and the writer forgets its positions and rebuilds the view from
+the compacted topic (`streams.app.view_writer`).
 """
 
 from __future__ import annotations
