@@ -92,14 +92,6 @@ class Settings(BaseSettings):
     # batch_wait_seconds, whichever comes first: the wait bounds the latency it adds.
     batch_size: int = Field(1000, ge=1, description="Most records per batch")
     batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
-    # Under a backlog, batches that come this full are joined with those that follow, up
-    # to batch_size records or batch_gather_seconds (streams/app/input_flow.py, Gather).
-    batch_busy_records: int = Field(
-        50, ge=0, description="A batch this full is joined with the next (0: never)"
-    )
-    batch_gather_seconds: float = Field(
-        0.05, ge=0, description="Longest a busy batch waits for the next to join it"
-    )
     producer_linger_seconds: float = Field(
         0.005, ge=0, description="How long the producer gathers records into one request"
     )

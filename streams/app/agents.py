@@ -27,7 +27,7 @@ from prometheus_client import Counter
 
 from streams.app import metrics
 from streams.app.grading_step import GradingStep, Record
-from streams.app.input_flow import NO_GATHER, FlowControl, Gather, InputFlow, paced
+from streams.app.input_flow import FlowControl, InputFlow, paced
 from streams.app.outbox import Producer, Sent, deliver
 from streams.app.progress import Progress, marker_key, read_marker
 from streams.app.states import Batch
@@ -90,7 +90,6 @@ class GradingAgents:
         align_hold: int = 4000,
         consumer: Callable[[], FlowControl] | None = None,
         delivered: Callable[[list[Sent]], None] | None = None,
-        gather: Gather = NO_GATHER,
     ) -> None:
         self.step = step
         self.table = table
@@ -102,7 +101,6 @@ class GradingAgents:
         self.align_hold = align_hold
         self.consumer = consumer
         self.delivered = delivered  # told of each batch's sends once acknowledged
-        self.gather = gather
         self.locks = CustomerLocks()
         self.flow: InputFlow | None = None
 
@@ -130,8 +128,7 @@ class GradingAgents:
             )
             # Woken when idle, to end a wait on a silent partition (`paced`).
             idle: Sequence[faust.EventT[bytes]] = ()
-            wake = self.align_wait_seconds / 2
-            async for events in paced(batches, wake, idle, self.gather):
+            async for events in paced(batches, self.align_wait_seconds / 2, idle):
                 if events:
                     metrics.BATCH_RECORDS.observe(len(events))
                     for topic, count in Tally(e.message.topic for e in events).items():

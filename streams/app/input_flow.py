@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -28,7 +27,7 @@ from faust.types import TP
 from streams.app import metrics
 from streams.app.alignment import Aligner, Place, event_time_of
 
-E = TypeVar("E")
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -166,64 +165,25 @@ class InputFlow:
         metrics.ALIGN_HELD.set(0)
 
 
-@dataclass(frozen=True)
-class Gather:
-    """Batches joined while the stream is busy: one of at least `busy` records is joined
-    with those that follow, up to `most` records or `seconds` after the first. Under a
-    backlog, bigger batches cost less per record (the sends, the state writes and the
-    grades per customer are per batch); at a low rate no batch is that big, and none
-    waits longer than the stream's own batch wait."""
-
-    busy: int = 0
-    most: int = 0
-    seconds: float = 0.0
-
-
-NO_GATHER = Gather()
-
-
-async def paced(
-    batches: AsyncIterator[Sequence[E]],
-    seconds: float,
-    idle: Sequence[E],
-    gather: Gather = NO_GATHER,
-) -> AsyncIterator[Sequence[E]]:
-    """`batches` (joined while busy, `Gather`), and `idle` whenever none came for
-    `seconds`: the aligner's wait for a silent partition ends without a record arriving
-    (faust's `take_events` yields only records). The pending batch is kept across
-    wake-ups, never cancelled but at the end."""
+async def paced(batches: AsyncIterator[T], seconds: float, idle: T) -> AsyncIterator[T]:
+    """`batches`, and `idle` whenever none came for `seconds`: the aligner's wait for a
+    silent partition ends without a record arriving (faust's `take_events` yields only
+    records). The pending batch is kept across wake-ups, never cancelled but at the end."""
     pending: asyncio.Future[Any] | None = None
-    joined: list[E] = []
-    deadline = 0.0
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(batches))
-            wait = max(0.0, deadline - time.monotonic()) if joined else seconds
-            done, _ = await asyncio.wait({pending}, timeout=wait)
+            done, _ = await asyncio.wait({pending}, timeout=seconds)
             if not done:
-                yield joined or idle
-                joined = []
+                yield idle
                 continue
             finished, pending = pending, None
             try:
                 batch = finished.result()
             except StopAsyncIteration:
-                if joined:
-                    yield joined
                 return
-            if not joined:
-                deadline = time.monotonic() + gather.seconds
-            joined.extend(batch)
-            if (
-                gather.busy > 0
-                and len(batch) >= gather.busy
-                and len(joined) < gather.most
-                and time.monotonic() < deadline
-            ):
-                continue
-            yield joined
-            joined = []
+            yield batch
     finally:
         if pending is not None:
             pending.cancel()

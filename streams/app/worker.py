@@ -23,7 +23,6 @@ from streams.app.agents import GradingAgents
 from streams.app.clients import faust_app, kafka_consumer, redis_client, track_topics
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
-from streams.app.input_flow import Gather
 from streams.app.lag import measure_lag
 from streams.app.outbox import Producer
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
@@ -123,7 +122,6 @@ class GradingWorker:
             settings.align_hold_records,
             lambda: app.consumer,
             self.view.offer,
-            Gather(settings.batch_busy_records, settings.batch_size, settings.batch_gather_seconds),
         )
         self.status.view_error = lambda: self.view.view.error
         self._register()
