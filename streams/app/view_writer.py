@@ -176,15 +176,19 @@ class ViewWriter:
     async def _store(self, partition: int, grades: list[_Grade], end: int) -> None:
         """Write the latest of `grades` per customer, then the position `end` they reach."""
         positions = await self._positions()
-        latest = {key if key is not None else object(): value for key, value in grades}
-        snapshots = [orjson.loads(value) for value in latest.values()]
-        chunks = [
-            snapshots[i : i + self.batch_size] for i in range(0, len(snapshots), self.batch_size)
-        ]
-        for chunk in chunks[:-1]:
-            metrics.REDIS_WRITES.inc(await self.view.write(chunk))
+        latest = list(
+            {key if key is not None else object(): value for key, value in grades}.values()
+        )
+        snapshots = [orjson.loads(value) for value in latest]
+        size = self.batch_size
+        starts = range(0, len(snapshots), size)
+        for start in starts[:-1]:
+            chunk = slice(start, start + size)
+            metrics.REDIS_WRITES.inc(await self.view.write(snapshots[chunk], None, latest[chunk]))
+        last = slice(starts[-1] if starts else 0, None)
         position = {f"{self.topic}:{partition}": end}
-        metrics.REDIS_WRITES.inc(await self.view.write(chunks[-1] if chunks else [], position))
+        written = await self.view.write(snapshots[last], position, latest[last])
+        metrics.REDIS_WRITES.inc(written)
         positions[partition] = end
 
     async def _read_back(self, partition: int, start: int, stop: int | None) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,36 +47,38 @@ from redis.backoff import ExponentialBackoff
 
 log = logging.getLogger(__name__)
 
-# Each customer of a batch in one call: the Python client's cost per command was the
-# view's largest cost. KEYS: the at-risk zset. ARGV: the customer-hash key prefix, the
-# tier-set key prefix, then per customer: id, as_of (epoch s), seq, grade JSON, tier,
-# segment, lifecycle, churn score, churn band. Returns how many replaced an older one.
+# Each customer of a batch in one call, its fields in one JSON argument: the Python
+# client's cost per command, then per argument, was the view's largest cost. KEYS: the
+# at-risk zset. ARGV: the customer-hash key prefix, the tier-set key prefix, a JSON array
+# with per customer [id, as_of (epoch s), seq, tier, segment, lifecycle, churn score,
+# churn band] as strings, then each customer's grade JSON. Returns how many replaced an
+# older one.
 _WRITE_IF_NEWER = """
 local written = 0
 local customer_prefix, tier_prefix = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 9 do
-  local id, tier, band = ARGV[i], ARGV[i + 4], ARGV[i + 8]
+for i, row in ipairs(cjson.decode(ARGV[3])) do
+  local id, as_of, seq, tier, band = row[1], row[2], row[3], row[4], row[8]
   local key = customer_prefix .. id
-  local as_of, seq = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local stored = redis.call('HMGET', key, 'as_of', 'seq', 'tier')
   local newer = true
   if stored[1] then
     local old_as_of, old_seq = tonumber(stored[1]), tonumber(stored[2])
-    if old_as_of > as_of or (old_as_of == as_of and old_seq >= seq) then
+    local new_as_of, new_seq = tonumber(as_of), tonumber(seq)
+    if old_as_of > new_as_of or (old_as_of == new_as_of and old_seq >= new_seq) then
       newer = false
     elseif stored[3] ~= tier then
       redis.call('SREM', tier_prefix .. stored[3], id)
     end
   end
   if newer then
-    redis.call('HSET', key, 'as_of', ARGV[i + 1], 'seq', ARGV[i + 2], 'grade', ARGV[i + 3],
-      'tier', tier, 'segment', ARGV[i + 5], 'lifecycle', ARGV[i + 6],
-      'churn_score', ARGV[i + 7], 'churn_band', band)
+    redis.call('HSET', key, 'as_of', as_of, 'seq', seq, 'grade', ARGV[i + 3],
+      'tier', tier, 'segment', row[5], 'lifecycle', row[6],
+      'churn_score', row[7], 'churn_band', band)
     redis.call('SADD', tier_prefix .. tier, id)
     if band == 'low' then
       redis.call('ZREM', KEYS[1], id)
     else
-      redis.call('ZADD', KEYS[1], ARGV[i + 7], id)
+      redis.call('ZADD', KEYS[1], row[7], id)
     end
     written = written + 1
   end
@@ -151,10 +153,14 @@ class RedisView:
         return f"{self.prefix}:life"
 
     async def write(
-        self, snapshots: Iterable[Mapping[str, Any]], positions: Mapping[str, int] | None = None
+        self,
+        snapshots: Iterable[Mapping[str, Any]],
+        positions: Mapping[str, int] | None = None,
+        raw: Sequence[bytes] | None = None,
     ) -> int:
         """Write a batch, then the `positions` it reached, in one pipeline; returns how
-        many snapshots replaced an older one. Raises `ViewLost` (the snapshots written,
+        many snapshots replaced an older one. `raw`: each snapshot's JSON as sent
+        (sorted keys), if at hand. Raises `ViewLost` (the snapshots written,
         the positions not) if Redis is no longer in the life the positions were loaded
         in (`load_positions`)."""
         batch = list(snapshots)
@@ -171,7 +177,9 @@ class RedisView:
             if batch:
                 # On a pipeline the awaited call only queues EVALSHA; execute() loads the
                 # script first if Redis does not know it yet.
-                await self._script(keys=[self.at_risk_key], args=self._args(batch), client=pipe)
+                await self._script(
+                    keys=[self.at_risk_key], args=self._args(batch, raw), client=pipe
+                )
             if life_and_positions:
                 # Checked after the snapshots, in the same pipeline: a Redis that lost
                 # its data since the positions were loaded is in another life (or none).
@@ -195,22 +203,16 @@ class RedisView:
         self.error = None
         return written
 
-    def _args(self, batch: list[Mapping[str, Any]]) -> list[Any]:
-        args: list[Any] = [self.customer_key(""), self.tier_key("")]
+    def _args(self, batch: list[Mapping[str, Any]], raw: Sequence[bytes] | None) -> list[Any]:
+        rows = []
         for grade in batch:
             churn = grade["churn"]
-            args += (
-                grade["customer_id"],
-                epoch(grade["as_of"]),
-                grade["seq"],
-                orjson.dumps(grade, option=orjson.OPT_SORT_KEYS),
-                grade["tier"],
-                grade["segment"],
-                grade["lifecycle"],
-                churn["score"],
-                churn["band"],
-            )
-        return args
+            fields = (grade["tier"], grade["segment"], grade["lifecycle"], repr(churn["score"]))
+            as_of, seq = str(epoch(grade["as_of"])), str(grade["seq"])
+            rows.append((grade["customer_id"], as_of, seq, *fields, churn["band"]))
+        if raw is None:
+            raw = [orjson.dumps(grade, option=orjson.OPT_SORT_KEYS) for grade in batch]
+        return [self.customer_key(""), self.tier_key(""), orjson.dumps(rows), *raw]
 
     async def load_positions(self) -> dict[str, int]:
         """The stored positions, by ``{topic}:{partition}``, in the view's life: joins
