@@ -27,7 +27,12 @@ def partition_of(customer_id: str, partitions: int) -> int:
     """
     if partitions == 1:
         return 0
-    return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(customer_id.encode(), partitions)
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a record with this key."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class DueIndex:

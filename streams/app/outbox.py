@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from aiokafka.partitioner import murmur2
+from streams.schedule import key_partition
 
 
 class Send(NamedTuple):
@@ -71,12 +71,11 @@ async def send_all(producer: Producer, records: Iterable[Send]) -> list[Sent]:
             count = counts.get(record.topic)
             if count is None:
                 count = counts[record.topic] = len(await producer.partitions_for(record.topic))
-            # The producer's default partitioner: murmur2 of the key, keyless at random.
-            key = record.key
-            if key is None:
+            # As the producer's default partitioner: by the key, keyless at random.
+            if record.key is None:
                 partition = random.randrange(count)  # noqa: S311 (spreading, not secrecy)
             else:
-                partition = (murmur2(key) & 0x7FFFFFFF) % count
+                partition = key_partition(record.key, count)
         by_partition.setdefault((record.topic, partition), []).append(record)
     sent: list[Sent] = []
     for (topic, partition), listed in by_partition.items():

@@ -114,11 +114,10 @@ class ViewWriter:
                     try:
                         await self._write(partition, first, grades)
                     except ViewLost:
-                        raise
+                        self._rebuild()  # the rest is read back from the topic
+                        break
                     except Exception:  # a read that failed: the watch finds it behind
                         log.exception("redis view: writing %s[%d] failed", self.topic, partition)
-            except ViewLost:
-                self._rebuild()
             finally:
                 self.busy = False
 
@@ -181,14 +180,12 @@ class ViewWriter:
         )
         snapshots = [orjson.loads(value) for value in latest]
         size = self.batch_size
-        starts = range(0, len(snapshots), size)
-        for start in starts[:-1]:
-            chunk = slice(start, start + size)
-            metrics.REDIS_WRITES.inc(await self.view.write(snapshots[chunk], None, latest[chunk]))
-        last = slice(starts[-1] if starts else 0, None)
-        position = {f"{self.topic}:{partition}": end}
-        written = await self.view.write(snapshots[last], position, latest[last])
-        metrics.REDIS_WRITES.inc(written)
+        chunks = [slice(i, i + size) for i in range(0, len(snapshots), size)] or [slice(0, 0)]
+        for n, chunk in enumerate(chunks, start=1):
+            # The position with the last chunk only: it covers every grade before it.
+            position = {f"{self.topic}:{partition}": end} if n == len(chunks) else None
+            written = await self.view.write(snapshots[chunk], position, latest[chunk])
+            metrics.REDIS_WRITES.inc(written)
         positions[partition] = end
 
     async def _read_back(self, partition: int, start: int, stop: int | None) -> None:
