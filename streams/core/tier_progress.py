@@ -36,24 +36,10 @@ from typing import Any
 
 from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.state import NO_TS, O_CANCELLED, O_PLACED, O_REFUNDED, O_TS, CustomerState
+from streams.core.tiers import earned
 from streams.core.timefmt import format_rfc3339
 
-__all__ = ["Downgrade", "downgrade", "earned", "progress", "rung_needs", "warning_at"]
-
-
-def earned(c: CompiledPolicy, cents: int, n: int, best: int) -> int:
-    """The highest rung met by a window of `n` orders and `cents` net spend whose largest
-    single tracked order nets `best` cents (`tiers.qualifying_tier` on given sums)."""
-    rules = c.tier_rules
-    for i in range(len(rules) - 1, 0, -1):
-        spend, orders, single = rules[i]
-        if spend is not None and cents >= spend:
-            return i
-        if orders is not None and n >= orders:
-            return i
-        if single is not None and n >= 1 and cents >= single and best >= single:
-            return i
-    return 0
+__all__ = ["Downgrade", "downgrade", "progress", "rung_needs", "warning_at"]
 
 
 class Downgrade:

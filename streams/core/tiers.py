@@ -31,7 +31,14 @@ def max_single_order(s: CustomerState) -> int:
 
 def qualifying_tier(s: CustomerState, c: CompiledPolicy) -> int:
     """Index of the highest rung whose conditions the window's orders meet now."""
-    cents, n = s.win_cents, s.win_count
+    n = s.win_count
+    return earned(c, s.win_cents, n, max_single_order(s) if n else 0)
+
+
+def earned(c: CompiledPolicy, cents: int, n: int, best: int) -> int:
+    """The highest rung met by a window of `n` orders and `cents` net spend whose largest
+    single tracked order nets `best` cents: the ladder's rule, for now (`qualifying_tier`)
+    and for the window as days leave it (`tier_progress`)."""
     rules = c.tier_rules
     for i in range(len(rules) - 1, 0, -1):
         spend, orders, single = rules[i]
@@ -39,6 +46,6 @@ def qualifying_tier(s: CustomerState, c: CompiledPolicy) -> int:
             return i
         if orders is not None and n >= orders:
             return i
-        if single is not None and n >= 1 and cents >= single and max_single_order(s) >= single:
+        if single is not None and n >= 1 and cents >= single and best >= single:
             return i
     return 0
