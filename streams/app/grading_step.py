@@ -181,7 +181,8 @@ class GradingStep:
             if graded:
                 grade = engine.snapshot(batch.states[customer_id], self.policy)
                 value = orjson.dumps(grade, option=JSON)
-                batch.sends.append(Send(self.routes.grades, customer_id.encode(), value))
+                key = customer_id.encode()
+                batch.sends.append(Send(self.routes.grades, key, value, snapshot=grade))
         if self.shadow is not None:
             self.shadow.finish(batch)
 

@@ -14,8 +14,9 @@ accumulator, faust's sensors) cost more CPU than a record's grading (docs/benchm
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -23,12 +24,20 @@ from streams.schedule import key_partition
 
 
 class Send(NamedTuple):
-    """One record to send: to `topic`, keyed, to `partition` (None: by its key)."""
+    """One record to send: to `topic`, keyed, to `partition` (None: by its key). A grade
+    also carries its `snapshot` as a dict, for the Redis view (`streams.app.view_writer`)
+    not to parse back what the grading step has just serialised."""
 
     topic: str
     key: bytes | None
     value: bytes
     partition: int | None = None
+    snapshot: Mapping[str, Any] | None = None
+
+
+# A customer's records always go to the same partitions; murmur2 in Python costs more
+# than a record's append to its batch.
+_key_partition = functools.lru_cache(maxsize=1 << 16)(key_partition)
 
 
 class Producer(Protocol):
@@ -75,7 +84,7 @@ async def send_all(producer: Producer, records: Iterable[Send]) -> list[Sent]:
             if record.key is None:
                 partition = random.randrange(count)  # noqa: S311 (spreading, not secrecy)
             else:
-                partition = key_partition(record.key, count)
+                partition = _key_partition(record.key, count)
         by_partition.setdefault((record.topic, partition), []).append(record)
     sent: list[Sent] = []
     for (topic, partition), listed in by_partition.items():

@@ -35,7 +35,7 @@ import orjson
 from aiokafka.structs import TopicPartition
 
 from streams.app import metrics
-from streams.app.outbox import Sent
+from streams.app.outbox import Send, Sent
 from streams.sinks.redis_view import RedisView, ViewLost
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,9 @@ WATCH_WAIT_SECONDS = 1.0
 # A consumer of the worker's Kafka, assigned nothing, for as long as the context lasts.
 Reader = Callable[[], AbstractAsyncContextManager[Any]]
 
-# A grade as sent: its key (the customer id) and value.
-_Grade = tuple[bytes | None, bytes]
-# What the queue holds: (partition, offset of the first grade, the grades); an offset of
-# None asks for the partition read up to its end.
-_Item = tuple[int, int | None, list[_Grade]]
+# What the queue holds: (partition, offset of the first grade, the grades as sent); an
+# offset of None asks for the partition read up to its end.
+_Item = tuple[int, int | None, list[Send]]
 
 
 class ViewWriter:
@@ -80,8 +78,7 @@ class ViewWriter:
             end = batch.last_offset() + 1
             self.ends[batch.partition] = max(self.ends.get(batch.partition, 0), end)
             if self.queue.qsize() < self.queue_batches:
-                grades = [(record.key, record.value) for record in batch.records]
-                self.queue.put_nowait((batch.partition, end - batch.count, grades))
+                self.queue.put_nowait((batch.partition, end - batch.count, list(batch.records)))
 
     def assigned(self, partitions: Iterable[int]) -> None:
         """A rebalance gave this worker `partitions`: their positions are loaded again
@@ -149,7 +146,7 @@ class ViewWriter:
         self.positions = None
         self.sync(self.owned)
 
-    async def _write(self, partition: int, first: int | None, grades: list[_Grade]) -> None:
+    async def _write(self, partition: int, first: int | None, grades: list[Send]) -> None:
         positions = await self._positions()
         at = positions.get(partition, 0)
         if first is None or first > at:
@@ -172,19 +169,20 @@ class ViewWriter:
             }
         return self.positions
 
-    async def _store(self, partition: int, grades: list[_Grade], end: int) -> None:
+    async def _store(self, partition: int, grades: list[Send], end: int) -> None:
         """Write the latest of `grades` per customer, then the position `end` they reach."""
         positions = await self._positions()
-        latest = list(
-            {key if key is not None else object(): value for key, value in grades}.values()
-        )
-        snapshots = [orjson.loads(value) for value in latest]
+        latest = list({g.key if g.key is not None else object(): g for g in grades}.values())
+        snapshots = [
+            g.snapshot if g.snapshot is not None else orjson.loads(g.value) for g in latest
+        ]
+        raw = [g.value for g in latest]
         size = self.batch_size
         chunks = [slice(i, i + size) for i in range(0, len(snapshots), size)] or [slice(0, 0)]
         for n, chunk in enumerate(chunks, start=1):
             # The position with the last chunk only: it covers every grade before it.
             position = {f"{self.topic}:{partition}": end} if n == len(chunks) else None
-            written = await self.view.write(snapshots[chunk], position, latest[chunk])
+            written = await self.view.write(snapshots[chunk], position, raw[chunk])
             metrics.REDIS_WRITES.inc(written)
         positions[partition] = end
 
@@ -223,7 +221,7 @@ def _merged(items: list[_Item]) -> list[_Item]:
 
 async def _records(
     consumer: Any, tp: TopicPartition, stop: int, batch_size: int
-) -> AsyncIterator[tuple[list[_Grade], int]]:
+) -> AsyncIterator[tuple[list[Send], int]]:
     """The grades read from `tp` below `stop`, batch by batch, each with the offset after
     it (offsets compacted away, or holding no record, are passed over with the consumer's
     position)."""
@@ -233,5 +231,5 @@ async def _records(
         records = [r for r in fetched.get(tp, []) if r.offset < stop and r.value is not None]
         reached = min(stop, int(await consumer.position(tp)))
         if reached > at:
-            yield [(r.key, r.value) for r in records], reached
+            yield [Send(tp.topic, r.key, r.value) for r in records], reached
             at = reached
