@@ -27,7 +27,7 @@ from prometheus_client import Counter
 
 from streams.app import metrics
 from streams.app.grading_step import GradingStep, Record
-from streams.app.input_flow import FlowControl, InputFlow, paced
+from streams.app.input_flow import FlowControl, InputFlow, Pause, paced
 from streams.app.outbox import Producer, Sent, deliver
 from streams.app.progress import Progress, marker_key, read_marker
 from streams.app.states import Batch
@@ -90,6 +90,7 @@ class GradingAgents:
         align_hold: int = 4000,
         consumer: Callable[[], FlowControl] | None = None,
         delivered: Callable[[list[Sent]], None] | None = None,
+        pause: Pause | None = None,
     ) -> None:
         self.step = step
         self.table = table
@@ -101,6 +102,7 @@ class GradingAgents:
         self.align_hold = align_hold
         self.consumer = consumer
         self.delivered = delivered  # told of each batch's sends once acknowledged
+        self.pause = pause
         self.locks = CustomerLocks()
         self.flow: InputFlow | None = None
 
@@ -114,6 +116,7 @@ class GradingAgents:
             self.consumer,
             self._done_of,
             self.step.clock.max_ahead_seconds,
+            self.pause,
         )
         for topic in topics:
             # The watch seeks back to the next offset expected, past the records held.
@@ -157,7 +160,7 @@ class GradingAgents:
                 if await self.progress.in_order(m.tp, m.offset, flow.next_read(*m.tp)):
                     flow.push(event)
             await flow.look_into_waits(self._rewind)
-            released = flow.release()
+            released = await flow.release()
             if released:
                 await self._grade(released, self._on_record)
         finally:

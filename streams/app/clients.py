@@ -13,6 +13,7 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from streams.app.web import App
 from streams.settings import Settings
@@ -71,6 +72,25 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         **faust_credentials(settings),
     )
+
+
+async def pause_fetching(consumer: Any, tps: Iterable[TopicPartition], paused: bool) -> None:
+    """Pause (or resume) fetching `tps` in aiokafka itself, from faust's consumer thread,
+    which owns the aiokafka consumer. Not faust's `pause_partitions`: its consumer drops
+    the records of a paused partition that it has fetched but not handed over yet, its
+    position past them; aiokafka's pause keeps the position at the first record not
+    returned. Partitions no longer assigned are passed over (a new assignment starts
+    unpaused)."""
+    thread = consumer._thread
+
+    async def switch() -> None:
+        client = thread._ensure_consumer()
+        assigned = client.assignment()
+        chosen = [TopicPartition(*tp) for tp in tps if TopicPartition(*tp) in assigned]
+        if chosen:
+            (client.pause if paused else client.resume)(*chosen)
+
+    await thread.call_thread(switch)
 
 
 def track_topics(producer: AIOKafkaProducer, names: Iterable[str]) -> None:

@@ -8,9 +8,14 @@ The consumer has not fetched the records yet: wait on. It has read them but the 
 never got them: faust drops the rest of a fetched batch around a rebalance (seen at
 start-up, for a partition whose records were all there already), so nothing arrives
 until a later record shows the gap; the worker seeks the partition back to the next
-offset it expects. Or, sought back, again nothing comes: its last offsets hold no records
-(transaction markers), and it holds nothing back until it grows. Nothing is skipped: a
-record that comes after all is graded, in the order it comes.
+offset it expects. Or, sought back and fetched to its end, again nothing comes: its last
+offsets hold no records (transaction markers), and it holds nothing back until it grows.
+Nothing is skipped: a record that comes after all is graded, in the order it comes.
+
+A partition holding too many records is paused in aiokafka itself, not with faust's
+`pause_partitions`: faust drops what it has fetched of a partition it pauses but not
+handed over yet, and reads on past it (a gap, sought back); aiokafka keeps its position
+at the first record it has not returned.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ class FlowControl(Protocol):
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
-    def pause_partitions(self, tps: Iterable[TP]) -> None: ...
 
-    def resume_partitions(self, tps: Iterable[TP]) -> None: ...
+# Pauses (True) or resumes (False) the fetching of partitions, losing nothing fetched
+# (`streams.app.clients.pause_fetching`).
+Pause = Callable[[Iterable[TP], bool], Awaitable[None]]
 
 
 # Seeks a partition back: (partition, next offset expected, the consumer's position).
@@ -67,6 +73,7 @@ class InputFlow:
         consumer: Callable[[], FlowControl] | None,
         done: Callable[[str, int], int | None],
         max_ahead_seconds: float = 86_400,
+        pause: Pause | None = None,
     ) -> None:
         self.aligner: Aligner[faust.EventT[bytes]] = Aligner(topics)
         self.wait_seconds = wait_seconds
@@ -74,6 +81,7 @@ class InputFlow:
         self.hold = hold
         self.consumer = consumer
         self.done = done
+        self.pause = pause
         self.paused: set[Place] = set()
         # Per place: the next offset expected when it was sought back for a long wait; and
         # the end of those found to hold no records there (they hold nothing back).
@@ -93,10 +101,10 @@ class InputFlow:
         self.sought.pop((m.topic, m.partition), None)
         self.silent.pop((m.topic, m.partition), None)
 
-    def release(self) -> list[faust.EventT[bytes]]:
+    async def release(self) -> list[faust.EventT[bytes]]:
         """The records to grade now, in order; then pause or resume what holds too many."""
         released = self.aligner.release(self.lagging, time.monotonic())
-        self._pace()
+        await self._pace()
         metrics.ALIGN_HELD.set(self.aligner.count)
         return released
 
@@ -133,35 +141,35 @@ class InputFlow:
             self.aligner.wait_again(place, now)
             if position is None or position <= read:
                 continue  # not fetched yet
-            if self.sought.get(place) == read:
-                self.silent[place] = consumer.highwater(tp) or position
+            end = consumer.highwater(tp) or position
+            if self.sought.get(place) == read and position >= end:
+                # Sought back, fetched to the end, and still nothing: had there been
+                # records, they would have come (records merely queued behind others
+                # leave the position short of the end, and are sought again).
+                self.silent[place] = end
                 log.info("%s: no records in [%d, %d) after a seek back", tp, read, position)
                 continue
             self.sought[place] = read
             await rewind(tp, read, position)
 
-    def _pace(self) -> None:
-        if self.consumer is None:
+    async def _pace(self) -> None:
+        if self.pause is None:
             return
         holding = dict(self.aligner.waiting())
         crowded = {place for place, n in holding.items() if n > self.hold} - self.paused
         relieved = {place for place in self.paused if holding.get(place, 0) <= self.hold // 2}
-        consumer = self.consumer()
         if crowded:
-            consumer.pause_partitions([TP(*place) for place in crowded])
+            await self.pause([TP(*place) for place in crowded], True)
             self.paused |= crowded
         if relieved:
-            consumer.resume_partitions([TP(*place) for place in relieved])
+            await self.pause([TP(*place) for place in relieved], False)
             self.paused -= relieved
 
     def reset(self) -> None:
         """After a rebalance: held records are read again from the markers; nothing stays
-        paused (faust keeps a pause across a rebalance for partitions it keeps)."""
+        paused (a new assignment starts unpaused)."""
         self.aligner.reset()
-        self.sought, self.silent = {}, {}
-        if self.paused and self.consumer is not None:
-            self.consumer().resume_partitions([TP(*place) for place in self.paused])
-        self.paused = set()
+        self.sought, self.silent, self.paused = {}, {}, set()
         metrics.ALIGN_HELD.set(0)
 
 

@@ -20,7 +20,13 @@ import faust
 
 from streams.app import metrics
 from streams.app.agents import GradingAgents
-from streams.app.clients import faust_app, kafka_consumer, redis_client, track_topics
+from streams.app.clients import (
+    faust_app,
+    kafka_consumer,
+    pause_fetching,
+    redis_client,
+    track_topics,
+)
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
 from streams.app.lag import measure_lag
@@ -122,6 +128,7 @@ class GradingWorker:
             settings.align_hold_records,
             lambda: app.consumer,
             self.view.offer,
+            lambda tps, paused: pause_fetching(app.consumer, tps, paused),
         )
         self.status.view_error = lambda: self.view.view.error
         self._register()
