@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # states persisted once per batch. A batch is cut at batch_size records or after
     # batch_wait_seconds, whichever comes first: the wait bounds the latency it adds.
     batch_size: int = Field(1000, ge=1, description="Most records per batch")
-    batch_wait_seconds: float = Field(0.01, gt=0, description="Longest wait for a batch to fill")
+    batch_wait_seconds: float = Field(0.03, gt=0, description="Longest wait for a batch to fill")
     producer_linger_seconds: float = Field(
         0.005, ge=0, description="How long the producer gathers records into one request"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,14 @@ from streams.settings import Settings
 from streams.sinks.redis_view import RedisView
 
 log = logging.getLogger(__name__)
+
+# The cyclic garbage collector's thresholds (Python's: 700, 10, 10). Under a backlog the
+# decoded states, the records the aligner holds and the grades queued for Redis outlive
+# the young generations, and with Python's thresholds a full collection, which walks every
+# one of them, ran every two seconds: a tenth of the worker's CPU on the 1M-event drain
+# (docs/benchmarks.md, "Worker"). Nearly all garbage here is freed by reference counting;
+# the collector is left for cycles, less often.
+GC_THRESHOLDS = (10_000, 20, 100)
 
 
 class GradingWorker:
@@ -258,5 +267,6 @@ def run(
     # Faust creates the data directory itself, but not its parents.
     settings.datadir.mkdir(parents=True, exist_ok=True)
     worker = GradingWorker(settings, policy, shadow_policy)
+    gc.set_threshold(*GC_THRESHOLDS)
     log.info("starting worker with settings %s", settings)
     faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
