@@ -1218,7 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[phase] = res["run"]
         old["phase_runs"] = runs
         old.setdefault("phase_machine", {})[res["run"]] = res["machine"]
-        old["command"] = f"{old['command']}, then `{res['command']}`"
+        # The command stays the full run's: each phase's own line says when it was re-run.
         res = old
     path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     plot(res, RESULTS / f"stream_bench{suffix}.png")
