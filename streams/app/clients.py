@@ -86,7 +86,7 @@ async def pause_fetching(consumer: Any, tps: Iterable[TopicPartition], paused: b
     async def switch() -> None:
         client = thread._ensure_consumer()
         assigned = client.assignment()
-        chosen = [TopicPartition(*tp) for tp in tps if TopicPartition(*tp) in assigned]
+        chosen = [tp for tp in map(TopicPartition._make, tps) if tp in assigned]
         if chosen:
             (client.pause if paused else client.resume)(*chosen)
 
