@@ -162,7 +162,7 @@ class GradingAgents:
             await flow.look_into_waits(self._rewind)
             released = await flow.release()
             if released:
-                await self._grade(released, self._on_record)
+                await self._grade(released, self._on_record, self._due(released))
         finally:
             self.progress.busy.difference_update(topics)
             if events:  # the watch counts a stall from the last records taken
@@ -206,25 +206,44 @@ class GradingAgents:
             self.progress.busy.discard(topic)
             self.progress.read(topic)
 
+    def _due(self, records: Sequence[faust.EventT[bytes]]) -> list[tuple[str, int, int]]:
+        """The customers of the records' partitions whose due time has come (up to a
+        batch's size), to step in the records' batch: what the sweep's ticks would do,
+        without their round trip through the broker."""
+        partitions = {e.message.partition for e in records}
+        due = self.step.clock.take_due(partitions, self.batch_size)
+        metrics.DUE_IN_BATCH.inc(len(due))
+        return due
+
     async def _grade(
         self,
         events: Sequence[faust.EventT[bytes]],
         handle: Callable[[faust.EventT[bytes], Batch], Any],
+        due: Sequence[tuple[str, int, int]] = (),
     ) -> None:
-        """Each record through `handle`, then deliver the sends, then persist."""
+        """The `due` customers' time steps (customer id, partition, now) then each record
+        through `handle`, then deliver the sends, then persist."""
         batch = self.step.store.batch()
         # The customer ids a batch may touch: its records' keys (keyless: none).
         keys = {e.message.key.decode(errors="replace") for e in events if e.message.key}
-        async with self.locks.held(keys):
-            for event in events:
-                self.table.events[event.message.partition] = event
-                await handle(event, batch)
-            self.step.finish(batch)
-            sent = await deliver(self.producer(), batch.sends)
-            if self.delivered is not None:
-                self.delivered(sent)
-            self.step.persist(batch)
-            await self.table.flush(self.producer())
+        try:
+            async with self.locks.held(keys.union(customer_id for customer_id, _, _ in due)):
+                for event in events:
+                    self.table.events[event.message.partition] = event
+                for customer_id, partition, at in due:
+                    self.step.time_step(customer_id, partition, at, batch)
+                for event in events:
+                    await handle(event, batch)
+                self.step.finish(batch)
+                sent = await deliver(self.producer(), batch.sends)
+                if self.delivered is not None:
+                    self.delivered(sent)
+                self.step.persist(batch)
+                await self.table.flush(self.producer())
+        except BaseException:
+            for customer_id, partition, at in due:
+                self.step.clock.due(partition).set(customer_id, at)  # the sweep tries again
+            raise
         now = time.time()
         for produced_at in batch.produced_at:
             metrics.PROCESSING_SECONDS.observe(max(0.0, now - produced_at))

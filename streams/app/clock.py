@@ -14,7 +14,8 @@ owns the customer applies, so that every state change happens inside stream iter
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import islice
 from typing import Any, Literal
 
 from streams.app import metrics
@@ -96,21 +97,36 @@ class Clock:
             index = self.dues[partition] = DueIndex()
         return index
 
+    def take_due(self, partitions: Iterable[int], limit: int) -> list[tuple[str, int, int]]:
+        """Up to `limit` customers of `partitions` whose due time has come, taken out of
+        the index: (customer id, partition, now). One whose step fails is put back with
+        `due(partition).set`."""
+        taken: list[tuple[str, int, int]] = []
+        for partition in partitions:
+            index, now = self.dues.get(partition), self.now(partition)
+            if index is None or now is None:
+                continue
+            for customer_id in islice(index.pop_due(now), limit - len(taken)):
+                taken.append((customer_id, partition, now))
+            if len(taken) >= limit:
+                break
+        return taken
+
     async def sweep(self, send_tick: SendTick) -> None:
         """Send a tick to every customer whose due time has come."""
         started = time.perf_counter()
-        swept = 0
-        for partition, index in list(self.dues.items()):
-            now = self.now(partition)
-            if now is None:
-                continue
-            for customer_id in index.pop_due(now):
-                try:
-                    await send_tick(customer_id, partition, now)
-                except Exception:
-                    index.set(customer_id, now)  # the next sweep tries again
-                    raise
-                swept += 1
-        metrics.SWEEP_CUSTOMERS.observe(swept)
+        due = self.take_due(list(self.dues), self.due_count())
+        for n, (customer_id, partition, now) in enumerate(due):
+            try:
+                await send_tick(customer_id, partition, now)
+            except Exception:
+                for customer_id, partition, now in due[n:]:
+                    self.due(partition).set(customer_id, now)  # the next sweep tries again
+                raise
+        metrics.SWEEP_CUSTOMERS.observe(len(due))
         metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
-        metrics.DUE_CUSTOMERS.set(sum(len(index) for index in self.dues.values()))
+        metrics.DUE_CUSTOMERS.set(self.due_count())
+
+    def due_count(self) -> int:
+        """Customers in the due index."""
+        return sum(len(index) for index in self.dues.values())

@@ -149,15 +149,24 @@ class GradingStep:
             batch.produced_at.append(timestamp)
 
     def tick(self, record: Record, batch: Batch) -> None:
-        """Let time pass for the customer a tick is keyed by, to the tick's time. A
-        failure is logged; the next sweep sends the tick again."""
+        """A record of the ticks topic: keyed by the customer, its value the time to let
+        pass (`time_step`)."""
         customer_id = (record.key or b"").decode(errors="replace")
-        stepped = False
         try:
             now = int(record.value or b"0")
+        except ValueError:
+            log.error("tick %s[%s]@%s: not a time; skipped", *record[:3])
+            return
+        self.time_step(customer_id, record.partition, now, batch)
+
+    def time_step(self, customer_id: str, partition: int, now: int, batch: Batch) -> None:
+        """Let time pass for a due customer, to `now`. A failure is logged, and the state
+        is left as before the step."""
+        stepped = False
+        try:
             if self.shadow is not None:
-                self.shadow.tick(customer_id, record.partition, now, batch)
-            state = self.store.find(customer_id, record.partition, batch)
+                self.shadow.tick(customer_id, partition, now, batch)
+            state = self.store.find(customer_id, partition, batch)
             if state is None:
                 return
             before, due = engine.revision(state), state.due
@@ -165,13 +174,13 @@ class GradingStep:
             stepped = True
             outputs = engine.advance(state, now, self.policy)
             if engine.revision(state) != before:
-                self._publish(state, outputs, record.partition, batch)
+                self._publish(state, outputs, partition, batch)
             elif state.due != due:  # a wake-up for nothing: only the due moved
-                batch.changed.setdefault(customer_id, (record.partition, False))
+                batch.changed.setdefault(customer_id, (partition, False))
         except Exception:
-            log.exception("tick %s[%s]@%s failed", *record[:3])
+            log.exception("time step to %s of a customer of partition %s failed", now, partition)
             if stepped:
-                self._undo(customer_id, record.partition, batch)
+                self._undo(customer_id, partition, batch)
 
     def finish(self, batch: Batch) -> None:
         """Add each changed customer's latest grade to the sends: once per batch, as

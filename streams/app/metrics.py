@@ -13,6 +13,10 @@ ALIGN_HELD = Gauge(
     "Input records read and waiting for the other input topics to catch up in event time",
 )
 TICKS_IN = Counter("gradestream_ticks_total", "Sweep ticks read (wake-ups of due customers)")
+DUE_IN_BATCH = Counter(
+    "gradestream_due_in_batch_total",
+    "Due customers whose time was let pass in an input batch of their partition, with no tick",
+)
 BATCH_RECORDS = Histogram(
     "gradestream_batch_records",
     "Records per batch (acknowledgements awaited and states persisted once per batch)",

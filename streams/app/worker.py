@@ -226,7 +226,7 @@ class GradingWorker:
         )
         self.status.ready = True
         self.status.moving = False
-        count = sum(len(index) for index in clock.dues.values())
+        count = clock.due_count()
         log.info("due index: %d customers in %.2fs", count, time.perf_counter() - started)
 
     def _producer(self) -> Producer:

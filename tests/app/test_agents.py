@@ -86,7 +86,9 @@ async def app() -> AsyncIterator[App]:
     app.finalize()
     producer = FakeProducer()
     faust_table = FaustTable(table)
-    step = GradingStep(load_policy(), Clock("wall", 86_400), StateStore(faust_table), ROUTES)
+    # The event clock: the events are of 2024, and under the wall clock every customer
+    # would be due at once.
+    step = GradingStep(load_policy(), Clock("event", 86_400), StateStore(faust_table), ROUTES)
     agents = GradingAgents(
         step, faust_table, Progress(lambda: app.consumer, 5.0, 3), lambda: producer, 10, 0.01
     )
@@ -125,3 +127,20 @@ async def test_the_tick_agent_lets_time_pass(app: App) -> None:
     change = orjson.loads(app.producer.sent[-2][2])
     assert (change["stage"], change["cause"]["kind"]) == ("active", "inactivity")
     assert app.producer.topics()[-1] == "grades"
+
+
+async def test_an_input_batch_lets_time_pass_for_the_due_customers_of_its_partition(
+    app: App,
+) -> None:
+    """No tick needed: a batch of the partition steps its customers due by then (at the
+    partition's stream time as the batch begins)."""
+    async with app.orders.test_context() as agent:
+        await agent.put(orjson.dumps(order("e1", T0, 120.0)), key=b"cust-1")
+        await agent.put(orjson.dumps(order("e2", T0 + 40 * DAY, 50.0, cid="c2")), key=b"c2")
+        assert [key for topic, key, _ in app.producer.sent if topic == "lc"] == [b"cust-1", b"c2"]
+        await agent.put(orjson.dumps(order("e3", T0 + 41 * DAY, 50.0, cid="c2")), key=b"c2")
+    lc = [orjson.loads(value) for topic, key, value in app.producer.sent if topic == "lc"]
+    assert [(c["customer_id"], c["stage"], c["cause"]["kind"]) for c in lc][2:] == [
+        ("cust-1", "active", "inactivity")
+    ]
+    assert "ticks" not in app.producer.topics()
