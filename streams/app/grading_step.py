@@ -185,13 +185,14 @@ class GradingStep:
     def finish(self, batch: Batch) -> None:
         """Add each changed customer's latest grade to the sends: once per batch, as
         customer-grades is a compacted topic of latest grades (Kafka Streams' record
-        cache coalesces the same way)."""
+        cache coalesces the same way); and encode its state for `persist`."""
         for customer_id, (_, graded) in batch.changed.items():
             if graded:
                 grade = engine.snapshot(batch.states[customer_id], self.policy)
                 value = orjson.dumps(grade, option=JSON)
                 key = customer_id.encode()
                 batch.sends.append(Send(self.routes.grades, key, value, snapshot=grade))
+            self.store.seal(batch, customer_id)
         if self.shadow is not None:
             self.shadow.finish(batch)
 

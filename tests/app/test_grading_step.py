@@ -16,6 +16,7 @@ from streams.app.grading_step import GradingStep, Record, Routes
 from streams.app.progress import marker_key, read_marker
 from streams.app.shadow import SHADOW_PREFIX, Shadow
 from streams.app.states import Batch, StateStore, unframe
+from streams.core.engine import snapshot
 from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy, load_policy, policy_from_dict
 from streams.core.state import decode as decode_state
@@ -188,6 +189,26 @@ def test_a_duplicate_is_applied_once(policy: Policy) -> None:
     assert stored is not None
     assert stored[1].seq == 1
     assert read_marker(worker.table.data[marker_key("orders", 0)])[0] == 2
+
+
+def test_a_customer_changed_again_in_a_batch_is_sent_and_kept_as_the_batch_leaves_it(
+    policy: Policy,
+) -> None:
+    """A customer's grade and table value are taken after its first change in a batch;
+    a second change must replace both, once (customer-grades holds latest grades)."""
+    worker = Worker(policy)
+    batch = worker.batch(
+        worker.record(order("e1", T0, 120.0)),
+        worker.record(order("e2", T0 + DAY, 30.0, cid="c2")),
+        worker.record(order("e3", T0 + 2 * DAY, 900.0)),
+    )
+    grades = sent(batch, "customer-grades")
+    assert [g["customer_id"] for g in grades] == ["cust-1", "c2"]
+    stored = worker.state("cust-1")
+    assert stored is not None
+    applied, state = stored
+    assert (applied, state.seq) == ({"orders": 3}, 2)
+    assert grades[0] == orjson.loads(orjson.dumps(snapshot(state, policy)))
 
 
 def test_a_record_its_state_holds_already_is_skipped(policy: Policy) -> None:
