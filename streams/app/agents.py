@@ -241,8 +241,11 @@ class GradingAgents:
                 self.step.persist(batch)
                 await self.table.flush(self.producer())
         except BaseException:
-            for customer_id, partition, at in due:
-                self.step.clock.due(partition).set(customer_id, at)  # the sweep tries again
+            # Back in the index for the next batch or sweep; unless partitions moved
+            # meanwhile: their index is rebuilt from the table then, and only theirs.
+            if batch.generation == self.step.store.generation:
+                for customer_id, partition, at in due:
+                    self.step.clock.due(partition).set(customer_id, at)
             raise
         now = time.time()
         for produced_at in batch.produced_at:
