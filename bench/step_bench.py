@@ -26,7 +26,6 @@ import os
 import pstats
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,7 +37,7 @@ import stream_bench as sb  # noqa: E402
 
 from streams.app.clock import Clock  # noqa: E402
 from streams.app.grading_step import GradingStep, Record, Routes  # noqa: E402
-from streams.app.states import StateStore  # noqa: E402
+from streams.app.states import DictTable, StateStore  # noqa: E402
 from streams.core.future import ahead_of_stream_seconds  # noqa: E402
 from streams.core.policy import load_policy  # noqa: E402
 from streams.schedule import key_partition  # noqa: E402
@@ -47,22 +46,6 @@ RESULTS: Final = REPO / "bench" / "results" / "step_bench.json"
 PARTITIONS: Final = 4
 BATCH: Final = 250  # records per input batch on the 1M drain (docs/benchmarks.md)
 OUTPUTS: Final = ("tier_changed", "churn_risk_changed", "lifecycle_changed", "tier_warning")
-
-
-class DictTable:
-    """The step's `Table` over a dict (the worker's is faust's RocksDB table)."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes, partition: int | None) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: bytes, value: bytes, partition: int) -> None:
-        self.data[key] = value
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(list(self.data.items()))
 
 
 def drain(records: list[Record]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Record, Routes
 from streams.app.progress import marker_key, read_marker
 from streams.app.shadow import SHADOW_PREFIX, Shadow
-from streams.app.states import Batch, StateStore, unframe
+from streams.app.states import Batch, DictTable, StateStore, unframe
 from streams.core.engine import snapshot
 from streams.core.future import ahead_of_stream_seconds
 from streams.core.policy import Policy, load_policy, policy_from_dict
@@ -37,22 +37,6 @@ ROUTES = Routes(
     grades="customer-grades",
     dead_letters="dlq",
 )
-
-
-class DictTable:
-    """The step's `Table` over a dict (the worker's is faust's RocksDB table)."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes, partition: int | None) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: bytes, value: bytes, partition: int) -> None:
-        self.data[key] = value
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(list(self.data.items()))
 
 
 @dataclass
