@@ -49,6 +49,8 @@ Reader = Callable[[], AbstractAsyncContextManager[Any]]
 # What the queue holds: (partition, offset of the first grade, the grades as sent); an
 # offset of None asks for the partition read up to its end.
 _Item = tuple[int, int | None, list[Send]]
+# What a write takes: (partition, grades, the offset after the last of them).
+_Part = tuple[int, list[Send], int]
 
 
 class ViewWriter:
@@ -107,16 +109,35 @@ class ViewWriter:
                 items.append(self.queue.get_nowait())
             self.busy = True
             try:
-                for partition, first, grades in _merged(items):
-                    try:
-                        await self._write(partition, first, grades)
-                    except ViewLost:
-                        self._rebuild()  # the rest is read back from the topic
-                        break
-                    except Exception:  # a read that failed: the watch finds it behind
-                        log.exception("redis view: writing %s[%d] failed", self.topic, partition)
+                await self._write_all(_merged(items))
             finally:
                 self.busy = False
+
+    async def _write_all(self, items: list[_Item]) -> None:
+        """Write `items` in order. The grades that follow on from their partition's
+        position go to Redis together, whatever their partitions: one call, not one per
+        partition (a call's round trip and client machinery cost more than its grades);
+        the others are read back first (`_write`)."""
+        following: list[_Part] = []
+        try:
+            positions = await self._positions()
+            for partition, first, grades in items:
+                at = positions.get(partition, 0)
+                if first is not None and first <= at:
+                    end = first + len(grades)
+                    if end > at:
+                        following.append((partition, grades[at - first :], end))
+                    continue
+                if following:
+                    await self._store(following)
+                    following = []
+                await self._write(partition, first, grades)
+            if following:
+                await self._store(following)
+        except ViewLost:
+            self._rebuild()  # the rest is read back from the topic
+        except Exception:  # a read that failed: the watch finds what it left behind
+            log.exception("redis view: writing %s failed", self.topic)
 
     async def watch(self) -> None:
         """Between writes: whether Redis still holds the view's life (else rebuild), and
@@ -147,16 +168,16 @@ class ViewWriter:
         self.sync(self.owned)
 
     async def _write(self, partition: int, first: int | None, grades: list[Send]) -> None:
+        """Read `partition` back from its position up to `first` (None: its end), then
+        write what of `grades` is past it."""
         positions = await self._positions()
+        await self._read_back(partition, positions.get(partition, 0), first)
         at = positions.get(partition, 0)
-        if first is None or first > at:
-            await self._read_back(partition, at, first)
-            at = positions.get(partition, 0)
         if first is None:
             return
         end = first + len(grades)
         if end > at:
-            await self._store(partition, grades[max(0, at - first) :], end)
+            await self._store([(partition, grades[max(0, at - first) :], end)])
 
     async def _positions(self) -> dict[int, int]:
         if self.positions is None:
@@ -169,10 +190,17 @@ class ViewWriter:
             }
         return self.positions
 
-    async def _store(self, partition: int, grades: list[Send], end: int) -> None:
-        """Write the latest of `grades` per customer, then the position `end` they reach."""
+    async def _store(self, parts: list[_Part]) -> None:
+        """Write the latest grade per customer of `parts`, then the position each part
+        reaches."""
         positions = await self._positions()
-        latest = list({g.key if g.key is not None else object(): g for g in grades}.values())
+        latest = list(
+            {
+                g.key if g.key is not None else object(): g
+                for _, grades, _ in parts
+                for g in grades
+            }.values()
+        )
         snapshots = [
             g.snapshot if g.snapshot is not None else orjson.loads(g.value) for g in latest
         ]
@@ -180,11 +208,14 @@ class ViewWriter:
         size = self.batch_size
         chunks = [slice(i, i + size) for i in range(0, len(snapshots), size)] or [slice(0, 0)]
         for n, chunk in enumerate(chunks, start=1):
-            # The position with the last chunk only: it covers every grade before it.
-            position = {f"{self.topic}:{partition}": end} if n == len(chunks) else None
-            written = await self.view.write(snapshots[chunk], position, raw[chunk])
+            # The positions with the last chunk only: they cover every grade before it.
+            reached = (
+                {f"{self.topic}:{p}": end for p, _, end in parts} if n == len(chunks) else None
+            )
+            written = await self.view.write(snapshots[chunk], reached, raw[chunk])
             metrics.REDIS_WRITES.inc(written)
-        positions[partition] = end
+        for partition, _, end in parts:
+            positions[partition] = end
 
     async def _read_back(self, partition: int, start: int, stop: int | None) -> None:
         """Write the grades of `partition` from offset `start` up to `stop` (None: the
@@ -200,7 +231,7 @@ class ViewWriter:
             log.info("redis view: reading %s[%d] back from %d to %d", *tp, start, stop)
             consumer.seek(tp, start)
             async for grades, reached in _records(consumer, tp, stop, self.batch_size):
-                await self._store(partition, grades, reached)
+                await self._store([(partition, grades, reached)])
 
 
 def _merged(items: list[_Item]) -> list[_Item]:

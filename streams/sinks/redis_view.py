@@ -37,7 +37,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -45,19 +44,24 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from streams.core.timefmt import parse_rfc3339
+
 log = logging.getLogger(__name__)
 
-# Each customer of a batch in one call, its fields in one JSON argument: the Python
-# client's cost per command, then per argument, was the view's largest cost. KEYS: the
-# at-risk zset. ARGV: the customer-hash key prefix, the tier-set key prefix, a JSON array
-# with per customer [id, as_of (epoch s), seq, tier, segment, lifecycle, churn score,
-# churn band] as strings, then each customer's grade JSON. Returns how many replaced an
-# older one.
+# Each customer of a batch in one call, in four arguments whatever the batch's size: the
+# Python client's cost per command, then per argument, was the view's largest cost. KEYS:
+# the at-risk zset. ARGV: the customer-hash key prefix, the tier-set key prefix, a JSON
+# array with per customer [id, as_of (epoch s), seq, tier, segment, lifecycle, churn
+# score, churn band] as strings and the length of its grade JSON, then the grades' JSON
+# one after the other. Returns how many replaced an older one.
 _WRITE_IF_NEWER = """
 local written = 0
-local customer_prefix, tier_prefix = ARGV[1], ARGV[2]
-for i, row in ipairs(cjson.decode(ARGV[3])) do
+local customer_prefix, tier_prefix, grades = ARGV[1], ARGV[2], ARGV[4]
+local from = 1
+for _, row in ipairs(cjson.decode(ARGV[3])) do
   local id, as_of, seq, tier, band = row[1], row[2], row[3], row[4], row[8]
+  local grade = string.sub(grades, from, from + row[9] - 1)
+  from = from + row[9]
   local key = customer_prefix .. id
   local stored = redis.call('HMGET', key, 'as_of', 'seq', 'tier')
   local newer = true
@@ -71,7 +75,7 @@ for i, row in ipairs(cjson.decode(ARGV[3])) do
     end
   end
   if newer then
-    redis.call('HSET', key, 'as_of', as_of, 'seq', seq, 'grade', ARGV[i + 3],
+    redis.call('HSET', key, 'as_of', as_of, 'seq', seq, 'grade', grade,
       'tier', tier, 'segment', row[5], 'lifecycle', row[6],
       'churn_score', row[7], 'churn_band', band)
     redis.call('SADD', tier_prefix .. tier, id)
@@ -111,10 +115,6 @@ return 1
 
 class ViewLost(Exception):
     """Redis no longer holds the life the view's positions belong to: it lost its data."""
-
-
-def epoch(rfc3339: str) -> int:
-    return int(datetime.fromisoformat(rfc3339).timestamp())
 
 
 class RedisView:
@@ -204,15 +204,15 @@ class RedisView:
         return written
 
     def _args(self, batch: list[Mapping[str, Any]], raw: Sequence[bytes] | None) -> list[Any]:
-        rows = []
-        for grade in batch:
-            churn = grade["churn"]
-            fields = (grade["tier"], grade["segment"], grade["lifecycle"], repr(churn["score"]))
-            as_of, seq = str(epoch(grade["as_of"])), str(grade["seq"])
-            rows.append((grade["customer_id"], as_of, seq, *fields, churn["band"]))
         if raw is None:
             raw = [orjson.dumps(grade, option=orjson.OPT_SORT_KEYS) for grade in batch]
-        return [self.customer_key(""), self.tier_key(""), orjson.dumps(rows), *raw]
+        rows = []
+        for grade, value in zip(batch, raw, strict=True):
+            churn = grade["churn"]
+            fields = (grade["tier"], grade["segment"], grade["lifecycle"], repr(churn["score"]))
+            as_of, seq = str(parse_rfc3339(grade["as_of"])), str(grade["seq"])
+            rows.append((grade["customer_id"], as_of, seq, *fields, churn["band"], len(value)))
+        return [self.customer_key(""), self.tier_key(""), orjson.dumps(rows), b"".join(raw)]
 
     async def load_positions(self) -> dict[str, int]:
         """The stored positions, by ``{topic}:{partition}``, in the view's life: joins
