@@ -20,7 +20,7 @@ from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import cast
 
 import faust
 from prometheus_client import Counter
@@ -176,7 +176,7 @@ class GradingAgents:
     def _agent(
         self,
         topic: str,
-        handle: Callable[[faust.EventT[bytes], Batch], Any],
+        handle: Callable[[faust.EventT[bytes], Batch], None],
         counter: Counter,
     ) -> Agent:
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -196,7 +196,7 @@ class GradingAgents:
         self,
         topic: str,
         events: Sequence[faust.EventT[bytes]],
-        handle: Callable[[faust.EventT[bytes], Batch], Any],
+        handle: Callable[[faust.EventT[bytes], Batch], None],
     ) -> None:
         self.progress.busy.add(topic)
         try:
@@ -218,7 +218,7 @@ class GradingAgents:
     async def _grade(
         self,
         events: Sequence[faust.EventT[bytes]],
-        handle: Callable[[faust.EventT[bytes], Batch], Any],
+        handle: Callable[[faust.EventT[bytes], Batch], None],
         due: Sequence[tuple[str, int, int]] = (),
     ) -> None:
         """The `due` customers' time steps (customer id, partition, now) then each record
@@ -233,7 +233,7 @@ class GradingAgents:
                 for customer_id, partition, at in due:
                     self.step.time_step(customer_id, partition, at, batch)
                 for event in events:
-                    await handle(event, batch)
+                    handle(event, batch)
                 self.step.finish(batch)
                 sent = await deliver(self.producer(), batch.sends)
                 if self.delivered is not None:
@@ -251,13 +251,13 @@ class GradingAgents:
         for produced_at in batch.produced_at:
             metrics.PROCESSING_SECONDS.observe(max(0.0, now - produced_at))
 
-    async def _on_record(self, event: faust.EventT[bytes], batch: Batch) -> None:
+    def _on_record(self, event: faust.EventT[bytes], batch: Batch) -> None:
         """An input record released by the aligner (the next of its partition)."""
         message = event.message
         self.step.record(record_of(event), batch)
         self.progress.handled(marker_key(message.topic, message.partition), message.offset + 1)
 
-    async def _on_tick(self, event: faust.EventT[bytes], batch: Batch) -> None:
+    def _on_tick(self, event: faust.EventT[bytes], batch: Batch) -> None:
         self.step.tick(record_of(event), batch)
 
     async def _rewind(self, tp: faust.types.TP, done: int, position: int) -> None:

@@ -22,7 +22,7 @@ import orjson
 from streams.app import metrics
 from streams.app.clock import Clock
 from streams.app.outbox import Send
-from streams.app.progress import marker_key, marker_value
+from streams.app.progress import marker_key
 from streams.app.shadow import Shadow
 from streams.app.states import Batch, StateStore
 from streams.contracts import dead_letter, decode
@@ -89,7 +89,7 @@ class GradingStep:
             )
         clock = self.clock.read_times.get((record.topic, record.partition), 0)
         marker = marker_key(record.topic, record.partition)
-        batch.markers[marker] = (record.partition, marker_value(record.offset + 1, clock))
+        batch.markers[marker] = (record.partition, record.offset + 1, clock)
 
     def _record(self, record: Record, batch: Batch) -> None:
         topic, partition, offset, key, value, timestamp = record

@@ -17,6 +17,7 @@ partition (`done`): in the table, the progress markers, written with the states.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +36,8 @@ MARKER_PREFIX = "\x00done:"
 _MARKER_PREFIX = MARKER_PREFIX.encode()
 
 
+# Cached: asked for once or twice per record, of a few partitions.
+@functools.lru_cache(maxsize=4096)
 def marker_key(topic: str, partition: int) -> bytes:
     """The table key of the progress marker of an input partition."""
     return f"{MARKER_PREFIX}{topic}:{partition}".encode()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from streams.app.outbox import Send
+from streams.app.progress import marker_value
 from streams.core import engine
 from streams.core.state import CustomerState
 from streams.core.state import decode as decode_state
@@ -46,8 +47,9 @@ class Batch:
     sends: list[Send] = field(default_factory=list)
     # The changed customers' table values (`StateStore.seal`), once the batch is finished.
     values: dict[str, bytes] = field(default_factory=dict)
-    # The progress markers to write, with their partitions.
-    markers: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    # The progress markers to write: their partitions, next offsets and event times
+    # (`marker_value`, made once per marker when persisted).
+    markers: dict[bytes, tuple[int, int, int]] = field(default_factory=dict)
     # Kafka timestamps of the records graded, for the latency histogram.
     produced_at: list[float] = field(default_factory=list)
     # The shadow policy's states and changes (streams.app.shadow), with one.
@@ -191,7 +193,7 @@ class StateStore:
                     batch.applied.get(customer_id, {}),
                     batch.states[customer_id],
                 )
-        for marker, (partition, value) in batch.markers.items():
-            self.table.put(marker, value, partition)
+        for marker, (partition, next_offset, clock) in batch.markers.items():
+            self.table.put(marker, marker_value(next_offset, clock), partition)
         while len(self.cache) > self.cache_size:
             del self.cache[next(iter(self.cache))]

@@ -72,17 +72,21 @@ class FaustTable:
         return value
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
-        db = self._db(partition)
-        if db is None:
-            with processing(self.events[partition]):
-                self.table[key] = value
-            return
         pending = self.writes.get(partition)
         if pending is None:
+            db = self._db(partition)
+            if db is None:
+                with processing(self.events[partition]):
+                    self.table[key] = value
+                return
             pending = self.writes[partition] = (db, rocksdict.WriteBatch(raw_mode=True))
         pending[1].put(key, value)
-        topic = self.table.changelog_topic.get_topic_name()
-        self.changelog.append(Send(topic, key, value, partition))
+        self.changelog.append(Send(self.changelog_topic, key, value, partition))
+
+    @functools.cached_property
+    def changelog_topic(self) -> str:
+        name: str = self.table.changelog_topic.get_topic_name()
+        return name
 
     async def flush(self, producer: Producer) -> None:
         """Write the writes since the last flush, then send their changelog records; once
