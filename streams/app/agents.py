@@ -157,7 +157,10 @@ class GradingAgents:
             for event in events:
                 m = event.message
                 self.progress.read(m.topic)
-                if await self.progress.in_order(m.tp, m.offset, flow.next_read(*m.tp)):
+                expected = flow.next_read(*m.tp)
+                if expected == m.offset and not self.progress.rewound:
+                    flow.push(event)  # the next of its partition, as nearly all are
+                elif await self.progress.in_order(m.tp, m.offset, expected):
                     flow.push(event)
             await flow.look_into_waits(self._rewind)
             released = await flow.release()
