@@ -141,7 +141,7 @@ def _remove_stale_extensions() -> None:
     """Delete in-place extensions whose module is no longer compiled (renamed or removed
     sources): an editable install would otherwise keep importing them."""
     keep = {m.rsplit(".", 1)[-1] for m in MODULES} | {"_native__mypyc"}
-    for folder in (HERE / "streams", HERE / "streams" / "core"):
+    for folder in (HERE / "streams", HERE / "streams" / "core", HERE / "streams" / "app"):
         for built in folder.glob("*.so"):
             if built.name.split(".", 1)[0] not in keep:
                 _say(f"removing {built.relative_to(HERE)}: its module is no longer compiled")
