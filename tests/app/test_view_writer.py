@@ -194,3 +194,16 @@ async def test_assigned_partitions_are_read_up_to_their_end() -> None:
     await settle(writer)
     assert view.grades == {"a": 1, "b": 1}
     assert view.positions == {"grades:0": 2}
+
+
+async def test_partitions_queued_together_are_written_in_one_call() -> None:
+    view, topic = FakeView(), Topic()
+    writer = await started(view, topic)
+    writer.owned = {0, 1}
+    ack = asyncio.get_running_loop().create_future()
+    ack.set_result(SimpleNamespace(offset=0))
+    other = Sent(TOPIC, 1, [Send(TOPIC, b"b", grade("b", 1), 1)], ack)
+    writer.offer([topic.publish(grade("a", 1)), other])
+    await settle(writer)
+    assert view.writes == [(["a", "b"], {"grades:0": 1, "grades:1": 1})]
+    assert topic.reads == 0
