@@ -25,7 +25,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard streams/core/*.py) streams/replay.py streams/schedule.py streams/contracts.py streams/app/grading_step.py streams/app/states.py streams/app/clock.py
+$(STAMP): pyproject.toml setup.py $(wildcard streams/core/*.py) streams/replay.py streams/schedule.py streams/contracts.py streams/app/grading_step.py streams/app/states.py streams/app/clock.py streams/app/alignment.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradestream needs Python >= 3.11, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -16,7 +16,8 @@ GRADESTREAM_COMPILE chooses:
 Besides the core, the replay loop (``streams/replay.py``), the due index it and the
 worker share (``streams/schedule.py``) and the boundary's decode (``streams/contracts.py``) are
 compiled: they are the per-event path of a replay around the core. So are the worker's
-faust-free per-event modules: its grading step, state store and clock (``streams/app``).
+faust-free per-event modules: its grading step, state store, clock and input aligner
+(``streams/app``).
 
 Editable installs (``make install``) build the extensions in place, next to the sources
 (``streams/core/*.cpython-*.so``, ``streams/replay.cpython-*.so``, ...; git-ignored). An
@@ -63,8 +64,8 @@ CORE = [
     "engine",
 ]
 # Outside the core, the modules on a replay's per-event path (its loop, the due index,
-# the boundary's decode) and on the worker's (its faust-free grading step, state store
-# and clock).
+# the boundary's decode) and on the worker's (its faust-free grading step, state store,
+# clock and input aligner).
 EXTRA = [
     "streams.schedule",
     "streams.replay",
@@ -72,6 +73,7 @@ EXTRA = [
     "streams.app.grading_step",
     "streams.app.states",
     "streams.app.clock",
+    "streams.app.alignment",
 ]
 MODULES = [f"streams.core.{m}" for m in CORE] + EXTRA
 # Written next to the core's extensions: the sha256 of each source (every module of
