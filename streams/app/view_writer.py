@@ -114,24 +114,23 @@ class ViewWriter:
                 self.busy = False
 
     async def _write_all(self, items: list[_Item]) -> None:
-        """Write `items` in order. The grades that follow on from their partition's
-        position go to Redis together, whatever their partitions: one call, not one per
-        partition (a call's round trip and client machinery cost more than its grades);
-        the others are read back first (`_write`)."""
+        """Write `items` in order: a partition past its position is read back up to the
+        item first (its end for a sync); then the grades that follow on from their
+        partition's position go to Redis together, whatever their partitions: one call,
+        not one per partition (a call's round trip and client machinery cost more than
+        its grades)."""
         following: list[_Part] = []
         try:
             positions = await self._positions()
             for partition, first, grades in items:
+                if first is None or first > positions.get(partition, 0):
+                    await self._read_back(partition, positions.get(partition, 0), first)
+                    if first is None:
+                        continue
                 at = positions.get(partition, 0)
-                if first is not None and first <= at:
-                    end = first + len(grades)
-                    if end > at:
-                        following.append((partition, grades[at - first :], end))
-                    continue
-                if following:
-                    await self._store(following)
-                    following = []
-                await self._write(partition, first, grades)
+                end = first + len(grades)
+                if end > at:
+                    following.append((partition, grades[max(0, at - first) :], end))
             if following:
                 await self._store(following)
         except ViewLost:
@@ -166,18 +165,6 @@ class ViewWriter:
         self.view.forget()
         self.positions = None
         self.sync(self.owned)
-
-    async def _write(self, partition: int, first: int | None, grades: list[Send]) -> None:
-        """Read `partition` back from its position up to `first` (None: its end), then
-        write what of `grades` is past it."""
-        positions = await self._positions()
-        await self._read_back(partition, positions.get(partition, 0), first)
-        at = positions.get(partition, 0)
-        if first is None:
-            return
-        end = first + len(grades)
-        if end > at:
-            await self._store([(partition, grades[max(0, at - first) :], end)])
 
     async def _positions(self) -> dict[int, int]:
         if self.positions is None:
