@@ -35,6 +35,8 @@ from streams.core.state import (
     O_REFUNDED,
     O_TS,
     CustomerState,
+    shared_counts,
+    shared_day,
 )
 
 PLACED: Final = 0
@@ -67,7 +69,7 @@ def _bucket_add(s: CustomerState, c: tuple[int, int, int], sign: int, lo: int) -
         return  # outside the window: counts for nothing
     b = s.days.get(day)
     if b is None:
-        b = s.days[day] = [0, 0]
+        b = s.days[shared_day(day)] = [0, 0]
     b[0] += sign * n
     b[1] += sign * cents
     s.win_count += sign * n
@@ -259,7 +261,7 @@ def _count(idays: dict[int, tuple[int, ...]], day: int, today: int, slot: int, t
     counts = list(iday_bucket(idays, day, today) if b is None else b)
     counts[slot] += 1
     counts[I_TOTAL] += total
-    idays[day] = tuple(counts)
+    idays[day] = shared_counts(tuple(counts))
     return new
 
 
@@ -282,7 +284,7 @@ def iday_bucket(idays: dict[int, tuple[int, ...]], day: int, today: int) -> tupl
         for newest in reversed(idays):
             late = day < newest
             break
-    b = idays[day] = _NO_COUNTS
+    b = idays[shared_day(day)] = _NO_COUNTS
     if late:
         ordered = sorted(idays.items())
         idays.clear()
@@ -376,7 +378,7 @@ def fold_complaint(
             if day > lo:
                 b = s.cdays.get(day)
                 if b is None:
-                    b = s.cdays[day] = [0, 0, 0]
+                    b = s.cdays[shared_day(day)] = [0, 0, 0]
                 b[r[C_OPEN_SEV]] += 1
     elif kind == ESCALATED:
         r[C_ESCALATED] = 1

@@ -135,6 +135,38 @@ class CustomerState:
     dedup_floor: int | None = None
 
 
+# Shared copies of the values that fill every state's day buckets: day numbers (above
+# the interpreter's small ints, so each would be an object of its own) and interaction
+# count rows (a few hundred distinct ones). States are scattered over the heap, and the
+# walks over their buckets are memory-bound: shared, these stay in the CPU's caches
+# (docs/grading.md, "Compiled core"). A memo that never changes a result (an interned
+# value equals the one given), bounded so it cannot grow with the input.
+_SHARED_MAX: Final = 1 << 16
+_DAYS: Final[dict[int, int]] = {}
+_COUNTS: Final[dict[tuple[int, ...], tuple[int, ...]]] = {}
+
+
+def shared_day(day: int) -> int:
+    """`day`, or the equal int already shared (a dict keeps its first key object, so a
+    bucket's key is shared once it is created with this)."""
+    got = _DAYS.get(day)
+    if got is not None:
+        return got
+    if len(_DAYS) < _SHARED_MAX:
+        _DAYS[day] = day
+    return day
+
+
+def shared_counts(counts: tuple[int, ...]) -> tuple[int, ...]:
+    """`counts`, or the equal tuple already shared."""
+    got = _COUNTS.get(counts)
+    if got is not None:
+        return got
+    if len(_COUNTS) < _SHARED_MAX:
+        _COUNTS[counts] = counts
+    return counts
+
+
 def new_state(customer_id: str) -> CustomerState:
     """A customer never seen before: a prospect at the lowest tier and band."""
     return CustomerState(customer_id=customer_id)
@@ -175,13 +207,13 @@ def _flat(d: dict[int, list[int]] | dict[int, tuple[int, ...]]) -> list[list[int
 
 
 def _unflat(rows: list[list[int]]) -> dict[int, list[int]]:
-    return {r[0]: r[1:] for r in rows}
+    return {shared_day(r[0]): r[1:] for r in rows}
 
 
 def _unflat_idays(rows: list[list[int]]) -> dict[int, tuple[int, ...]]:
     """`idays` from its rows, in ascending day order (states encoded before `idays` was
     kept sorted may list a late day after later ones)."""
-    return {r[0]: tuple(r[1:]) for r in sorted(rows)}
+    return {shared_day(r[0]): shared_counts(tuple(r[1:])) for r in sorted(rows)}
 
 
 def _survey(v: list[int | float] | None) -> list[int | float] | None:

@@ -55,49 +55,60 @@ class Downgrade:
         self.n = n
 
 
-def _singles(s: CustomerState) -> tuple[list[int], list[int]]:
-    """The days of the tracked live orders, ascending, and from each index on the largest
-    net amount among them (what `earned` needs as the days leave)."""
-    found = sorted(
-        (e[O_TS] // DAY, e[O_PLACED] - e[O_REFUNDED])
-        for e in s.orders.values()
-        if e[O_TS] != NO_TS and not e[O_CANCELLED]
-    )
-    days = [d for d, _ in found]
-    best = [0] * (len(found) + 1)
-    for i in range(len(found) - 1, -1, -1):
-        net = found[i][1]
-        best[i] = net if net > best[i + 1] else best[i + 1]
-    return days, best
+# Below every day: no order day is at or before it.
+_NO_DAY = -(1 << 62)
+
+
+def by_day(days: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Day buckets in ascending day order: `days` itself when they are (orders mostly come
+    in time order), else a sorted copy. A compiled check of the keys, not a sort of the
+    items: the walks below run for every snapshot.
+
+    >>> list(by_day({19_801: [1, 5], 19_800: [1, 7]}))
+    [19800, 19801]
+    """
+    last = _NO_DAY
+    for d in days:
+        if d < last:
+            return dict(sorted(days.items()))
+        last = d
+    return days
+
+
+def best_single_after(s: CustomerState, day: int) -> int:
+    """The largest net amount (0 when none) of a tracked live order placed after `day`:
+    what `earned` needs of the orders still in the window once the days up to `day` have
+    left it. A loop over the few tracked orders, with no list built."""
+    best = 0
+    for e in s.orders.values():
+        ts = e[O_TS]
+        if ts != NO_TS and not e[O_CANCELLED] and ts // DAY > day:
+            net = e[O_PLACED] - e[O_REFUNDED]
+            if net > best:
+                best = net
+    return best
 
 
 def downgrade(
-    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+    s: CustomerState, held: int, c: CompiledPolicy, days: dict[int, list[int]] | None = None
 ) -> Downgrade:
     """When rung `held` (> 0) falls if no event comes after ``s.as_of``: the walk of the
     module's docstring. Every day leaves at last, so the rung always falls. `days`: the
-    window's day buckets in day order, if the caller has them."""
+    window's day buckets in day order (`by_day`), if the caller has them."""
     if days is None:
-        days = sorted(s.days.items())
-    single_days, best = _singles(s)
+        days = by_day(s.days)
     cents, n = s.win_cents, s.win_count
     below = s.below_since
     grace = c.grace_s
-    k = 0  # the first tracked order still in the window
-    i = 0
-    while True:
-        leaves = (days[i][0] + c.window_days) * DAY if i < len(days) else None
-        if below is not None and (leaves is None or below + grace < leaves):
-            return Downgrade(below + grace, earned(c, cents, n, best[k]), cents, n)
-        if leaves is None:  # an empty window earns the floor: a grace runs already
-            return Downgrade(s.as_of + grace, earned(c, cents, n, best[k]), cents, n)
-        day, bucket = days[i]
+    left = _NO_DAY  # the last day to have left the window
+    for day, bucket in days.items():
+        leaves = (day + c.window_days) * DAY
+        if below is not None and below + grace < leaves:
+            break
         n -= bucket[0]
         cents -= bucket[1]
-        i += 1
-        while k < len(single_days) and single_days[k] <= day:
-            k += 1
-        q = earned(c, cents, n, best[k])
+        left = day
+        q = earned(c, cents, n, best_single_after(s, left))
         if q >= held:
             below = None
             continue
@@ -105,6 +116,10 @@ def downgrade(
             below = leaves
         if leaves - below >= grace:
             return Downgrade(leaves, q, cents, n)
+    # A grace runs out before the next day leaves; or the window is empty, which earns
+    # the floor: a grace runs already.
+    at = (s.as_of if below is None else below) + grace
+    return Downgrade(at, earned(c, cents, n, best_single_after(s, left)), cents, n)
 
 
 def warning_at(below_since: int, c: CompiledPolicy) -> int | None:
@@ -130,17 +145,17 @@ def rung_needs(
     }
 
 
-def _grows_at(days: list[tuple[int, list[int]]], rung: int, c: CompiledPolicy) -> int | None:
+def _grows_at(days: dict[int, list[int]], rung: int, c: CompiledPolicy) -> int | None:
     """The first instant an order day leaves and `rung`'s spend or order need grows."""
     spend, orders, _ = c.tier_rules[rung]
-    for day, bucket in days:
+    for day, bucket in days.items():
         if (spend is not None and bucket[1] > 0) or (orders is not None and bucket[0] > 0):
             return (day + c.window_days) * DAY
     return None
 
 
 def held_block(
-    s: CustomerState, held: int, c: CompiledPolicy, days: list[tuple[int, list[int]]] | None = None
+    s: CustomerState, held: int, c: CompiledPolicy, days: dict[int, list[int]] | None = None
 ) -> dict[str, Any]:
     """The held rung's fall if nothing changes, and what keeps it past that instant
     (orders placed before it stay in the window then: the window is a day at least)."""
@@ -156,7 +171,7 @@ def held_block(
 def progress(s: CustomerState, c: CompiledPolicy) -> dict[str, Any]:
     """The snapshot's ``progress``: the same at any instant from ``s.as_of`` to its due."""
     held = c.tier_rank.get(s.tier or c.tier_names[0], 0)
-    days = sorted(s.days.items())
+    days = by_day(s.days)
     up: dict[str, Any] | None = None
     if held + 1 < len(c.tier_names):
         grows = _grows_at(days, held + 1, c)
