@@ -35,8 +35,8 @@ from __future__ import annotations
 from typing import Any
 
 from streams.core.compiled import DAY, CompiledPolicy
-from streams.core.state import NO_TS, O_CANCELLED, O_PLACED, O_REFUNDED, O_TS, CustomerState
-from streams.core.tiers import earned
+from streams.core.state import CustomerState
+from streams.core.tiers import NO_DAY, earned
 from streams.core.timefmt import format_rfc3339
 
 __all__ = ["Downgrade", "downgrade", "progress", "rung_needs", "warning_at"]
@@ -55,10 +55,6 @@ class Downgrade:
         self.n = n
 
 
-# Below every day: no order day is at or before it.
-_NO_DAY = -(1 << 62)
-
-
 def by_day(days: dict[int, list[int]]) -> dict[int, list[int]]:
     """Day buckets in ascending day order: `days` itself when they are (orders mostly come
     in time order), else a sorted copy. A compiled check of the keys, not a sort of the
@@ -67,26 +63,12 @@ def by_day(days: dict[int, list[int]]) -> dict[int, list[int]]:
     >>> list(by_day({19_801: [1, 5], 19_800: [1, 7]}))
     [19800, 19801]
     """
-    last = _NO_DAY
+    last = NO_DAY
     for d in days:
         if d < last:
             return dict(sorted(days.items()))
         last = d
     return days
-
-
-def best_single_after(s: CustomerState, day: int) -> int:
-    """The largest net amount (0 when none) of a tracked live order placed after `day`:
-    what `earned` needs of the orders still in the window once the days up to `day` have
-    left it. A loop over the few tracked orders, with no list built."""
-    best = 0
-    for e in s.orders.values():
-        ts = e[O_TS]
-        if ts != NO_TS and not e[O_CANCELLED] and ts // DAY > day:
-            net = e[O_PLACED] - e[O_REFUNDED]
-            if net > best:
-                best = net
-    return best
 
 
 def downgrade(
@@ -100,7 +82,7 @@ def downgrade(
     cents, n = s.win_cents, s.win_count
     below = s.below_since
     grace = c.grace_s
-    left = _NO_DAY  # the last day to have left the window
+    left = NO_DAY  # the last day to have left the window
     for day, bucket in days.items():
         leaves = (day + c.window_days) * DAY
         if below is not None and below + grace < leaves:
@@ -108,7 +90,7 @@ def downgrade(
         n -= bucket[0]
         cents -= bucket[1]
         left = day
-        q = earned(c, cents, n, best_single_after(s, left))
+        q = earned(c, cents, n, s, left)
         if q >= held:
             below = None
             continue
@@ -119,7 +101,7 @@ def downgrade(
     # A grace runs out before the next day leaves; or the window is empty, which earns
     # the floor: a grace runs already.
     at = (s.as_of if below is None else below) + grace
-    return Downgrade(at, earned(c, cents, n, best_single_after(s, left)), cents, n)
+    return Downgrade(at, earned(c, cents, n, s, left), cents, n)
 
 
 def warning_at(below_since: int, c: CompiledPolicy) -> int | None:

@@ -7,7 +7,9 @@ and the hold can each be read alone.
 
 from __future__ import annotations
 
-from streams.core.compiled import CompiledPolicy
+from typing import Final
+
+from streams.core.compiled import DAY, CompiledPolicy
 from streams.core.state import (
     NO_TS,
     O_CANCELLED,
@@ -17,12 +19,18 @@ from streams.core.state import (
     CustomerState,
 )
 
+# Below every day: no order day is at or before it.
+NO_DAY: Final = -(1 << 62)
 
-def max_single_order(s: CustomerState) -> int:
-    """Largest net amount of one tracked, live order in the window (cents)."""
+
+def best_single_after(s: CustomerState, day: int) -> int:
+    """The largest net amount (0 when none) of a tracked live order placed after `day`
+    (cents): with `NO_DAY`, of any tracked live order in the window; later, of those still
+    in it once the days up to `day` have left (`tier_progress`)."""
     best = 0
     for e in s.orders.values():
-        if e[O_TS] != NO_TS and not e[O_CANCELLED]:
+        ts = e[O_TS]
+        if ts != NO_TS and not e[O_CANCELLED] and ts // DAY > day:
             net = e[O_PLACED] - e[O_REFUNDED]
             if net > best:
                 best = net
@@ -31,14 +39,15 @@ def max_single_order(s: CustomerState) -> int:
 
 def qualifying_tier(s: CustomerState, c: CompiledPolicy) -> int:
     """Index of the highest rung whose conditions the window's orders meet now."""
-    n = s.win_count
-    return earned(c, s.win_cents, n, max_single_order(s) if n else 0)
+    return earned(c, s.win_cents, s.win_count, s, NO_DAY)
 
 
-def earned(c: CompiledPolicy, cents: int, n: int, best: int) -> int:
-    """The highest rung met by a window of `n` orders and `cents` net spend whose largest
-    single tracked order nets `best` cents: the ladder's rule, for now (`qualifying_tier`)
-    and for the window as days leave it (`tier_progress`)."""
+def earned(c: CompiledPolicy, cents: int, n: int, s: CustomerState, after: int) -> int:
+    """The highest rung met by a window of `n` orders and `cents` net spend, whose largest
+    single order is the largest of `s`'s tracked live orders placed after day `after`:
+    the ladder's rule, for now (`qualifying_tier`) and for the window as days leave it
+    (`tier_progress`). The orders are walked only when a single-order condition is
+    the one left to decide."""
     rules = c.tier_rules
     for i in range(len(rules) - 1, 0, -1):
         spend, orders, single = rules[i]
@@ -46,6 +55,11 @@ def earned(c: CompiledPolicy, cents: int, n: int, best: int) -> int:
             return i
         if orders is not None and n >= orders:
             return i
-        if single is not None and n >= 1 and cents >= single and best >= single:
+        if (
+            single is not None
+            and n >= 1
+            and cents >= single
+            and best_single_after(s, after) >= single
+        ):
             return i
     return 0
