@@ -35,8 +35,8 @@ from streams.core.state import (
     O_REFUNDED,
     O_TS,
     CustomerState,
+    put_bucket,
     shared_counts,
-    shared_day,
 )
 
 PLACED: Final = 0
@@ -69,7 +69,8 @@ def _bucket_add(s: CustomerState, c: tuple[int, int, int], sign: int, lo: int) -
         return  # outside the window: counts for nothing
     b = s.days.get(day)
     if b is None:
-        b = s.days[shared_day(day)] = [0, 0]
+        b = [0, 0]
+        put_bucket(s.days, day, b)
     b[0] += sign * n
     b[1] += sign * cents
     s.win_count += sign * n
@@ -284,7 +285,8 @@ def iday_bucket(idays: dict[int, tuple[int, ...]], day: int, today: int) -> tupl
         for newest in reversed(idays):
             late = day < newest
             break
-    b = idays[shared_day(day)] = _NO_COUNTS
+    b = _NO_COUNTS
+    put_bucket(idays, day, b)
     if late:
         ordered = sorted(idays.items())
         idays.clear()
@@ -378,7 +380,8 @@ def fold_complaint(
             if day > lo:
                 b = s.cdays.get(day)
                 if b is None:
-                    b = s.cdays[shared_day(day)] = [0, 0, 0]
+                    b = [0, 0, 0]
+                    put_bucket(s.cdays, day, b)
                 b[r[C_OPEN_SEV]] += 1
     elif kind == ESCALATED:
         r[C_ESCALATED] = 1

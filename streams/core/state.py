@@ -140,21 +140,23 @@ class CustomerState:
 # count rows (a few hundred distinct ones). States are scattered over the heap, and the
 # walks over their buckets are memory-bound: shared, these stay in the CPU's caches
 # (docs/grading.md, "Compiled core"). A memo that never changes a result (an interned
-# value equals the one given), bounded so it cannot grow with the input.
+# value equals the one given), bounded so it cannot grow with the input. Typed `Any`
+# where a day is the key object itself: compiled code keeps an `int` unboxed and boxes a
+# new object where it needs one.
 _SHARED_MAX: Final = 1 << 16
-_DAYS: Final[dict[int, int]] = {}
+_DAYS: Final[dict[Any, Any]] = {}
 _COUNTS: Final[dict[tuple[int, ...], tuple[int, ...]]] = {}
 
 
-def shared_day(day: int) -> int:
-    """`day`, or the equal int already shared (a dict keeps its first key object, so a
-    bucket's key is shared once it is created with this)."""
-    got = _DAYS.get(day)
-    if got is not None:
-        return got
-    if len(_DAYS) < _SHARED_MAX:
-        _DAYS[day] = day
-    return day
+def put_bucket(buckets: Any, day: int, bucket: Any) -> None:
+    """``buckets[day] = bucket`` with the shared object of `day` as the key (a dict keeps
+    its first key object, so later writes to the bucket keep it shared)."""
+    key: Any = _DAYS.get(day)
+    if key is None:
+        key = day
+        if len(_DAYS) < _SHARED_MAX:
+            _DAYS[key] = key
+    buckets[key] = bucket
 
 
 def shared_counts(counts: tuple[int, ...]) -> tuple[int, ...]:
@@ -207,13 +209,19 @@ def _flat(d: dict[int, list[int]] | dict[int, tuple[int, ...]]) -> list[list[int
 
 
 def _unflat(rows: list[list[int]]) -> dict[int, list[int]]:
-    return {shared_day(r[0]): r[1:] for r in rows}
+    out: dict[int, list[int]] = {}
+    for r in rows:
+        put_bucket(out, r[0], r[1:])
+    return out
 
 
 def _unflat_idays(rows: list[list[int]]) -> dict[int, tuple[int, ...]]:
     """`idays` from its rows, in ascending day order (states encoded before `idays` was
     kept sorted may list a late day after later ones)."""
-    return {shared_day(r[0]): shared_counts(tuple(r[1:])) for r in sorted(rows)}
+    out: dict[int, tuple[int, ...]] = {}
+    for r in sorted(rows):
+        put_bucket(out, r[0], shared_counts(tuple(r[1:])))
+    return out
 
 
 def _survey(v: list[int | float] | None) -> list[int | float] | None:

@@ -110,3 +110,42 @@ def test_a_survey_kept_as_one_answer_decodes_per_metric(policy: Policy) -> None:
     old = decode(orjson.dumps(v))
     assert old.survey == s.survey == [T0, 2, T0, 4, -(1 << 62), -1]
     assert snapshot(old, policy) == snapshot(s, policy)
+
+
+def test_day_buckets_share_their_day_numbers_and_count_rows(policy: Policy) -> None:
+    """Two customers with the same year share the objects of their buckets' days and
+    interaction counts, whether built by events or decoded (`state.put_bucket`,
+    `shared_counts`), and the sharing changes no value."""
+    a, _ = run(typical_year(), policy)
+    b = decode(encode(a))
+    c, _ = run([{**e, "customer_id": "c-2"} for e in typical_year()], policy, cid="c-2")
+    assert b == a
+    assert b.idays
+    assert b.days
+    for other in (b, c):
+        for mine, theirs in ((a.idays, other.idays), (a.days, other.days)):
+            for day, day2 in zip(mine, theirs, strict=True):
+                assert day == day2
+                assert day is day2
+        for counts, counts2 in zip(a.idays.values(), other.idays.values(), strict=True):
+            assert counts == counts2
+            assert counts is counts2
+
+
+def test_sharing_is_bounded() -> None:
+    """Past its bound the memo hands back what it is given and keeps nothing more."""
+    from streams.core import state
+
+    saved = dict(state._DAYS)
+    try:
+        days = [10**9 + i for i in range(state._SHARED_MAX + 10)]
+        buckets: dict[int, int] = {}
+        for d in days:
+            state.put_bucket(buckets, d, 0)
+        assert list(buckets) == days
+        assert len(state._DAYS) == state._SHARED_MAX
+        late = 10**9 + state._SHARED_MAX + 5
+        assert late not in state._DAYS
+    finally:
+        state._DAYS.clear()
+        state._DAYS.update(saved)
