@@ -145,28 +145,29 @@ class CustomerState:
 # new object where it needs one.
 _SHARED_MAX: Final = 1 << 16
 _DAYS: Final[dict[Any, Any]] = {}
-_COUNTS: Final[dict[tuple[int, ...], tuple[int, ...]]] = {}
+_COUNTS: Final[dict[Any, Any]] = {}
 
 
-def put_bucket(buckets: Any, day: int, bucket: Any) -> None:
+def _shared(table: dict[Any, Any], value: Any) -> Any:
+    """`value`, or the equal object already in `table` (kept there while it has room)."""
+    got = table.get(value)
+    if got is not None:
+        return got
+    if len(table) < _SHARED_MAX:
+        table[value] = value
+    return value
+
+
+def put_bucket(buckets: dict[Any, Any], day: int, bucket: Any) -> None:
     """``buckets[day] = bucket`` with the shared object of `day` as the key (a dict keeps
     its first key object, so later writes to the bucket keep it shared)."""
-    key: Any = _DAYS.get(day)
-    if key is None:
-        key = day
-        if len(_DAYS) < _SHARED_MAX:
-            _DAYS[key] = key
-    buckets[key] = bucket
+    buckets[_shared(_DAYS, day)] = bucket
 
 
 def shared_counts(counts: tuple[int, ...]) -> tuple[int, ...]:
     """`counts`, or the equal tuple already shared."""
-    got = _COUNTS.get(counts)
-    if got is not None:
-        return got
-    if len(_COUNTS) < _SHARED_MAX:
-        _COUNTS[counts] = counts
-    return counts
+    shared: tuple[int, ...] = _shared(_COUNTS, counts)
+    return shared
 
 
 def new_state(customer_id: str) -> CustomerState:
