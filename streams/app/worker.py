@@ -35,7 +35,7 @@ from streams.app.outbox import Producer
 from streams.app.progress import Progress, is_marker, marker_place, read_marker
 from streams.app.shadow import Shadow, is_shadow
 from streams.app.states import StateStore, unframe
-from streams.app.table import FaustTable
+from streams.app.table import ROCKSDB_OPTIONS, FaustTable
 from streams.app.view_writer import ViewWriter
 from streams.app.web import Status, register_routes
 from streams.core.due import min_due
@@ -102,7 +102,13 @@ class GradingWorker:
         self.ticks = internal(settings.topic_ticks)
         # States as compact bytes (core.state.encode), keyed by customer_id bytes. The
         # changelog Faust keeps for it is compacted, never time-retained.
-        self.customers = app.Table("customers", partitions=p, key_type=bytes, value_type=bytes)
+        self.customers = app.Table(
+            "customers",
+            partitions=p,
+            key_type=bytes,
+            value_type=bytes,
+            options=dict(ROCKSDB_OPTIONS),  # a copy: faust's store pops keys from it
+        )
 
         self.status = Status()
         ahead = ahead_of_stream_seconds(policy)

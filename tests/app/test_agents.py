@@ -16,7 +16,7 @@ import faust
 import orjson
 import pytest
 
-from streams.app.agents import GradingAgents
+from streams.app.agents import CustomerLocks, GradingAgents
 from streams.app.clock import Clock
 from streams.app.grading_step import GradingStep, Routes
 from streams.app.progress import Progress, marker_key, read_marker
@@ -144,3 +144,49 @@ async def test_an_input_batch_lets_time_pass_for_the_due_customers_of_its_partit
         ("cust-1", "active", "inactivity")
     ]
     assert "ticks" not in app.producer.topics()
+
+
+async def test_customer_locks_hold_a_shared_customer_until_the_holder_lets_go() -> None:
+    locks = CustomerLocks()
+    order_of: list[str] = []
+    first_in = asyncio.Event()
+    let_go = asyncio.Event()
+
+    async def first() -> None:
+        async with locks.held(["c-1", "c-2"]):
+            order_of.append("first in")
+            first_in.set()
+            await let_go.wait()
+            order_of.append("first out")
+
+    async def second() -> None:
+        await first_in.wait()
+        async with locks.held(["c-3", "c-2"]):
+            order_of.append("second in")
+
+    async def other() -> None:
+        await first_in.wait()
+        async with locks.held(["c-4"]):
+            order_of.append("other in")
+
+    tasks = [asyncio.create_task(f()) for f in (first, second, other)]
+    await first_in.wait()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # A customer held makes the second wait; one not held does not wait.
+    assert order_of == ["first in", "other in"]
+    let_go.set()
+    await asyncio.gather(*tasks)
+    assert order_of == ["first in", "other in", "first out", "second in"]
+    assert locks.holders == {}
+
+
+async def test_customer_locks_are_let_go_when_the_batch_fails() -> None:
+    locks = CustomerLocks()
+    with pytest.raises(RuntimeError):
+        async with locks.held(["c-1"]):
+            raise RuntimeError("delivery failed")
+    assert locks.holders == {}
+    async with asyncio.timeout(1):
+        async with locks.held(["c-1"]):
+            pass
