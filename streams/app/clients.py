@@ -14,6 +14,7 @@ import faust
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from faust.sensors import Monitor
 
 from streams.app.web import App
 from streams.settings import Settings
@@ -21,6 +22,28 @@ from streams.settings import Settings
 # How old the Kafka clients' cluster metadata may get. Kafka's default, 5 min, is how long
 # a broker-restart trial waited to catch up once; a refresh is one small request.
 METADATA_MAX_AGE_MS = 10_000
+
+
+class QuietMonitor(Monitor):
+    """Faust's monitor without its per-record statistics. Faust's default keeps counts,
+    timings and offsets of every record for faust's own stats pages, which the worker
+    does not serve (its metrics are Prometheus's, `streams.app.metrics`); kept, they cost
+    about 2 % of the worker's CPU on a backlog (docs/benchmarks.md, "Worker"). What
+    faust records per commit, send or rebalance is kept."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
 
 
 def faust_credentials(settings: Settings) -> dict[str, Any]:
@@ -70,6 +93,7 @@ def faust_app(settings: Settings) -> faust.App:
         producer_max_batch_size=settings.producer_max_batch_bytes,
         producer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        Monitor=QuietMonitor,
         **faust_credentials(settings),
     )
 

@@ -46,7 +46,8 @@ from streams.app.outbox import Producer, Send, Sent, send_all
 ROCKSDB_OPTIONS: dict[str, Any] = {"write_buffer_size": 8 << 20}
 
 _NO_WAL = rocksdict.WriteOptions()
-_NO_WAL.disable_wal = True
+# A property in rocksdict, which its type stubs give as a method.
+_NO_WAL.disable_wal = True  # type: ignore[method-assign, assignment]
 
 
 @contextmanager
