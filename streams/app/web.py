@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp import ClientError
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import AppRunner
 from faust.web import Request, Response, View
@@ -141,7 +142,17 @@ def register_routes(
                 status=503,
                 headers={"Retry-After": "1"},
             )
-        return await routed(web, request, customer_id)
+        try:
+            return await routed(web, request, customer_id)
+        except (ClientError, OSError) as error:
+            # Forwarded to the owner the assignment names, which did not answer: killed,
+            # or not serving yet, while the group settles. A client asks again, as above.
+            log.info("customer lookup: the owning worker did not answer (%s)", error)
+            return web.json(
+                {"error": "the worker that owns this customer did not answer, retry"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
 
     @app.page("/health")
     async def whole(web: View, request: Request) -> Response:
