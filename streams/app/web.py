@@ -109,6 +109,11 @@ def health(status: Status) -> tuple[int, dict[str, Any]]:
     return (200 if body["status"] == "ok" else 503), body
 
 
+def retry_later(web: View, error: str) -> Response:
+    """503 with `Retry-After: 1`: a lookup a client asks again, as it would a moment later."""
+    return web.json({"error": error}, status=503, headers={"Retry-After": "1"})
+
+
 def register_routes(
     app: faust.App,
     table: Any,
@@ -137,22 +142,14 @@ def register_routes(
             # Partitions are moving and the table recovering (or not assigned yet: then
             # there is nowhere to route to): "no such customer" would be a wrong answer,
             # not a late one.
-            return web.json(
-                {"error": "rebalancing: partitions are moving, retry"},
-                status=503,
-                headers={"Retry-After": "1"},
-            )
+            return retry_later(web, "rebalancing: partitions are moving, retry")
         try:
             return await routed(web, request, customer_id)
-        except (ClientError, OSError) as error:
+        except ClientError as error:
             # Forwarded to the owner the assignment names, which did not answer: killed,
-            # or not serving yet, while the group settles. A client asks again, as above.
+            # or not serving yet, while the group settles.
             log.info("customer lookup: the owning worker did not answer (%s)", error)
-            return web.json(
-                {"error": "the worker that owns this customer did not answer, retry"},
-                status=503,
-                headers={"Retry-After": "1"},
-            )
+            return retry_later(web, "the worker that owns this customer did not answer, retry")
 
     @app.page("/health")
     async def whole(web: View, request: Request) -> Response:
